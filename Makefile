@@ -1,0 +1,83 @@
+# flowship: the only entry points people type; CI calls the same targets.
+# Every target installs what it needs first (.venv, stamped: the second call is instant).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+CONFIG ?= config/project.toml
+MAX_WORKERS ?= 4
+TRAIN_ARGS ?=
+
+export PATH := $(BIN):$(PATH)
+export USERNAME ?= $(or $(USER),flowship)
+export METAFLOW_DATASTORE_SYSROOT_LOCAL ?= $(CURDIR)
+export BENTOML_DO_NOT_TRACK := True
+export DO_NOT_TRACK := 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "flowship needs Python >= 3.11; set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	@touch $@
+
+## Create .venv with the pinned dependencies (constraints.txt)
+install: $(STAMP)
+
+## Install, then train on the embedded sample data and say where the card is
+demo: $(STAMP)
+	$(BIN)/python flows/train_flow.py --config config $(CONFIG) run --max-workers $(MAX_WORKERS) $(TRAIN_ARGS)
+	@echo
+	$(BIN)/python -m flowship card --config $(CONFIG) --out reports/train_card.html
+	@echo "Open reports/train_card.html in a browser, or: .venv/bin/python flows/train_flow.py card view evaluate"
+
+## Run the whole test suite (unit, flows)
+test: $(STAMP)
+	$(BIN)/pytest
+
+## Check style, types and config files (pre-commit on all files)
+lint: $(STAMP)
+	$(BIN)/pre-commit run --all-files --show-diff-on-failure
+
+## Fix formatting and autofixable lint
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## Type-check the library
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## Run TrainFlow (CONFIG=path/to/project.toml, MAX_WORKERS=n, TRAIN_ARGS="--branch x" ...)
+train: $(STAMP)
+	$(BIN)/python flows/train_flow.py --config config $(CONFIG) run --max-workers $(MAX_WORKERS) $(TRAIN_ARGS)
+
+## Write the latest TrainFlow card to reports/train_card.html (open it in a browser)
+card: $(STAMP)
+	$(BIN)/python -m flowship card --config $(CONFIG) --out reports/train_card.html
+
+## Run the speed and memory benchmarks (ratios against the named baselines)
+bench: $(STAMP)
+	$(BIN)/python benchmarks/train.py
+
+## Regenerate constraints.txt from the current .venv (after changing a range in pyproject.toml)
+constraints: $(STAMP)
+	@{ sed -n '1,3p' constraints.txt; $(BIN)/pip freeze --exclude-editable | sed 's/^pre_commit/pre-commit/'; } > constraints.txt.new
+	@mv constraints.txt.new constraints.txt
+	@echo "constraints.txt regenerated; review 'git diff constraints.txt'"
+
+## Remove the venv, the local Metaflow datastore, reports and caches
+clean:
+	rm -rf $(VENV) .metaflow reports .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+## Show this help
+help:
+	@awk '/^## /{doc=substr($$0,4); next} /^[a-z][a-z-]*:/{if(doc){split($$0,t,":"); printf "  make %-12s %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
+
+.PHONY: install demo test lint format typecheck train card bench constraints clean help

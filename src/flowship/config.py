@@ -1,0 +1,183 @@
+"""Typed settings parsed from `config/project.toml`; every default lives here and only here."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+METRICS = ("roc_auc", "f1", "accuracy", "log_loss")
+ESTIMATORS = ("logistic_regression", "random_forest", "hist_gradient_boosting", "extra_trees")
+DEFAULT_CONFIG_PATH = Path("config/project.toml")
+
+
+class ConfigError(ValueError):
+    """The project configuration is invalid; the message names the key and the allowed values."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProjectSettings(_Section):
+    name: str = Field(default="churn", pattern=r"^[a-z][a-z0-9_]{0,127}$")
+
+
+class DataSettings(_Section):
+    source: str = "sample:churn?rows=20000&seed=7"
+    target: str = "churned"
+    id_column: str | None = None
+    numeric_features: list[str] | None = None
+    categorical_features: list[str] | None = None
+    positive_class: str | int | bool | None = None
+    test_size: float = Field(default=0.2, gt=0.0, lt=1.0)
+    split_seed: int = 42
+
+    @field_validator("numeric_features", "categorical_features")
+    @classmethod
+    def _unique(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("lists a column twice")
+        return value
+
+
+class CandidateSettings(_Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
+    estimator: Literal[
+        "logistic_regression", "random_forest", "hist_gradient_boosting", "extra_trees"
+    ]
+    params: dict[str, list[Any]] = Field(default_factory=dict)
+
+    @field_validator("params")
+    @classmethod
+    def _non_empty_grids(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        empty = [key for key, grid in value.items() if not grid]
+        if empty:
+            raise ValueError(f"params {empty} have an empty list; give at least one value each")
+        return value
+
+
+class TrainingSettings(_Section):
+    metric: str = "roc_auc"
+    seed: int = 42
+    validation_size: float = Field(default=0.2, gt=0.0, lt=1.0)
+    importance_rows: int = Field(default=5000, ge=100)
+    candidates: list[CandidateSettings] = Field(
+        default_factory=lambda: [
+            CandidateSettings(
+                name="logreg", estimator="logistic_regression", params={"C": [1.0]}
+            ),
+            CandidateSettings(name="hgb", estimator="hist_gradient_boosting", params={}),
+        ]
+    )
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        if value not in METRICS:
+            raise ValueError(
+                f"'{value}' is not a metric for a classification task; "
+                f"allowed: {', '.join(METRICS)}"
+            )
+        return value
+
+    @field_validator("candidates")
+    @classmethod
+    def _candidates(cls, value: list[CandidateSettings]) -> list[CandidateSettings]:
+        if not value:
+            raise ValueError(
+                "is empty; add at least one [[training.candidates]] with an estimator from "
+                + ", ".join(ESTIMATORS)
+            )
+        names = [c.name for c in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"candidate names must be unique; repeated: {dupes}")
+        return value
+
+
+class Settings(_Section):
+    project: ProjectSettings = Field(default_factory=ProjectSettings)
+    data: DataSettings = Field(default_factory=DataSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+
+    def fingerprint(self) -> str:
+        """A short hash of the effective settings (defaults included), for lineage."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The settings model that owns the key at `loc`, to list its allowed keys."""
+    model: Any = Settings
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        annotation = field.annotation
+        inner = getattr(annotation, "__args__", (annotation,))
+        model = next((a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if model is None:
+            return None
+    return model if isinstance(model, type) else None
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    loc = tuple(error["loc"])
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        owner = _model_at(loc)
+        allowed = ", ".join(owner.model_fields) if owner else "see README"
+        return f"unknown key '{key}'; allowed keys here: {allowed}"
+    if error["type"] == "literal_error":
+        return f"'{key}' = {error['input']!r}: {error['msg'].replace('Input should be', 'use')}"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"'{key}' {message}"
+
+
+def load_settings(raw: Mapping[str, Any]) -> Settings:
+    """Validate a parsed configuration into typed settings.
+
+    Args:
+        raw: the TOML content as a mapping (e.g. Metaflow's `Config` value).
+
+    Raises:
+        ConfigError: naming every invalid key and what is allowed instead.
+    """
+    try:
+        return Settings.model_validate(_plain(raw))
+    except ValidationError as exc:
+        lines = "\n  - ".join(_describe(e) for e in exc.errors())
+        raise ConfigError(f"invalid configuration:\n  - {lines}") from None
+
+
+def parse_config(text: str) -> dict[str, Any]:
+    """Parse TOML text for Metaflow's `Config(parser=...)`; validation happens in `load_settings`."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"the configuration is not valid TOML: {exc}") from None
+
+
+def read_settings(path: str | Path = DEFAULT_CONFIG_PATH) -> Settings:
+    """Read and validate a TOML configuration file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"no configuration file at {path}; pass CONFIG=path/to/project.toml")
+    return load_settings(parse_config(path.read_text()))
+
+
+def _plain(value: Any) -> Any:
+    """Turn Metaflow's immutable ConfigValue (and nested mappings) into plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

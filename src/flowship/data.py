@@ -1,0 +1,337 @@
+"""Load a table (sample / CSV / Parquet / glob), check it against the config, split it, hash it."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict
+from sklearn.model_selection import train_test_split
+
+from flowship.config import DataSettings
+from flowship.sample_data import generate_churn
+
+Label = str | int | bool
+
+
+class DataValidationError(ValueError):
+    """The data does not fit the configuration; the message says what and how to fix it."""
+
+
+class Schema(BaseModel):
+    """What a model needs to know about its input table, stored with every model."""
+
+    model_config = ConfigDict(frozen=True)
+
+    target: str
+    id_column: str | None
+    numeric: list[str]
+    categorical: list[str]
+    classes: list[Label]
+    positive_class: Label | None
+    categories: dict[str, list[str]]
+    numeric_ranges: dict[str, tuple[float, float]]
+
+    @property
+    def features(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+    @property
+    def task(self) -> Literal["binary", "multiclass"]:
+        return "binary" if len(self.classes) == 2 else "multiclass"
+
+
+@dataclass(frozen=True)
+class LoadedData:
+    """A validated table with its schema and content fingerprint."""
+
+    frame: pd.DataFrame
+    schema: Schema
+    fingerprint: str
+
+
+def read_source(source: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a table from `sample:churn?rows=..&seed=..&scenario=..`, a file, or a glob.
+
+    Args:
+        source: the `[data] source` value; relative paths are relative to the working directory.
+        columns: read only these columns (Parquet reads skip the others entirely).
+
+    Raises:
+        DataValidationError: the source is unknown, missing, empty or of an unsupported type.
+    """
+    if source.startswith("sample:"):
+        frame = _read_sample(source)
+        return frame[columns] if columns else frame
+    paths = sorted(glob.glob(source)) if glob.has_magic(source) else [source]
+    if not paths:
+        raise DataValidationError(f"no file matches [data] source = {source!r}")
+    frames = [_read_file(Path(p), columns) for p in paths]
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def _read_sample(source: str) -> pd.DataFrame:
+    parts = urlsplit(source)
+    name = parts.path
+    if name != "churn":
+        raise DataValidationError(
+            f"unknown sample dataset {name!r} in [data] source; use 'sample:churn?rows=20000&seed=7'"
+        )
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    unknown = set(query) - {"rows", "seed", "scenario"}
+    if unknown:
+        raise DataValidationError(
+            f"unknown sample option(s) {sorted(unknown)} in [data] source; "
+            "allowed: rows, seed, scenario"
+        )
+    try:
+        rows = int(query.get("rows", 20000))
+        seed = int(query.get("seed", 7))
+    except ValueError:
+        raise DataValidationError(
+            f"rows and seed in [data] source must be integers, got {source!r}"
+        ) from None
+    try:
+        return generate_churn(rows, seed=seed, scenario=query.get("scenario", "baseline"))
+    except ValueError as exc:
+        raise DataValidationError(f"[data] source {source!r}: {exc}") from None
+
+
+def _read_file(path: Path, columns: list[str] | None) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataValidationError(
+            f"data file {path} does not exist; fix [data] source (relative to {Path.cwd()})"
+        )
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            present = pq.read_schema(path).names
+            return pd.read_parquet(path, columns=_present(columns, present))
+        if suffix in {".csv", ".gz"}:
+            present = list(pd.read_csv(path, nrows=0).columns)
+            return pd.read_csv(path, usecols=_present(columns, present))
+    except (ValueError, OSError) as exc:
+        raise DataValidationError(f"could not read {path}: {exc}") from None
+    raise DataValidationError(f"unsupported file type {path.name!r}; use .csv or .parquet files")
+
+
+def _present(columns: list[str] | None, present: list[str]) -> list[str] | None:
+    """Only the wanted columns that exist: the missing ones are reported by `infer_schema`."""
+    return None if columns is None else [c for c in columns if c in present]
+
+
+def infer_schema(frame: pd.DataFrame, settings: DataSettings) -> Schema:
+    """Resolve the feature lists (given or inferred from dtypes) and the target's classes.
+
+    Raises:
+        DataValidationError: a configured column is missing, or the target is unusable.
+    """
+    _require_columns(frame, settings)
+    target = frame[settings.target]
+    if target.isna().any():
+        raise DataValidationError(
+            f"target column '{settings.target}' has {int(target.isna().sum())} missing values; "
+            "drop those rows or fill the labels"
+        )
+    classes = sorted({_native(v) for v in target.unique()}, key=lambda v: (type(v).__name__, v))
+    if len(classes) < 2:
+        raise DataValidationError(
+            f"target column '{settings.target}' has one class ({classes[0]!r}); "
+            "a classifier needs at least two"
+        )
+    numeric, categorical = _feature_lists(frame, settings)
+    positive = _positive_class(classes, settings.positive_class)
+    categories = {
+        c: sorted(str(v) for v in frame[c].dropna().unique()) for c in categorical
+    }
+    ranges = {}
+    for c in numeric:
+        values = pd.to_numeric(frame[c], errors="coerce")
+        ranges[c] = (
+            (float(values.min()), float(values.max())) if values.notna().any() else (0.0, 0.0)
+        )
+    return Schema(
+        target=settings.target,
+        id_column=settings.id_column,
+        numeric=numeric,
+        categorical=categorical,
+        classes=classes,
+        positive_class=positive,
+        categories=categories,
+        numeric_ranges=ranges,
+    )
+
+
+def _require_columns(frame: pd.DataFrame, settings: DataSettings) -> None:
+    wanted = {"[data] target": [settings.target]}
+    if settings.id_column:
+        wanted["[data] id_column"] = [settings.id_column]
+    wanted["[data] numeric_features"] = settings.numeric_features or []
+    wanted["[data] categorical_features"] = settings.categorical_features or []
+    for key, columns in wanted.items():
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise DataValidationError(
+                f"{key} names column(s) {missing} that the data does not have; "
+                f"available columns: {list(frame.columns)}"
+            )
+
+
+def _feature_lists(frame: pd.DataFrame, settings: DataSettings) -> tuple[list[str], list[str]]:
+    reserved = {settings.target, settings.id_column}
+    if settings.numeric_features is not None or settings.categorical_features is not None:
+        numeric = list(settings.numeric_features or [])
+        categorical = list(settings.categorical_features or [])
+        overlap = (set(numeric) | set(categorical)) & reserved
+        if set(numeric) & set(categorical):
+            raise DataValidationError(
+                f"columns {sorted(set(numeric) & set(categorical))} are listed as both numeric "
+                "and categorical features; keep each in one list"
+            )
+        if overlap:
+            raise DataValidationError(
+                f"the target or id column {sorted(overlap, key=str)} is listed as a feature; "
+                "remove it from the feature lists"
+            )
+    else:
+        numeric, categorical = [], []
+        for column in frame.columns:
+            if column in reserved:
+                continue
+            dtype = frame[column].dtype
+            if pd.api.types.is_bool_dtype(dtype):
+                categorical.append(column)
+            elif pd.api.types.is_numeric_dtype(dtype):
+                numeric.append(column)
+            elif pd.api.types.is_string_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
+                categorical.append(column)
+            # datetimes and other types are not features unless listed explicitly
+    if not numeric and not categorical:
+        raise DataValidationError(
+            "no feature columns: list [data] numeric_features / categorical_features"
+        )
+    return numeric, categorical
+
+
+def _positive_class(classes: list[Label], configured: Label | None) -> Label | None:
+    if len(classes) != 2:
+        return None
+    if configured is None:
+        return classes[-1]  # 1 of {0, 1}, True of {False, True}, "yes" of {"no", "yes"}
+    match = [c for c in classes if str(c) == str(configured)]
+    if not match:
+        raise DataValidationError(
+            f"[data] positive_class = {configured!r} is not a target class; classes: {classes}"
+        )
+    return match[0]
+
+
+def _native(value: Any) -> Label:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool | int | str):
+        return value
+    return str(value)
+
+
+def validate_dataset(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    """Check values against the schema and return a frame with clean dtypes.
+
+    Numeric features become float64, categorical features strings (missing stays missing),
+    and the target keeps its native labels.
+
+    Raises:
+        DataValidationError: non-numeric values in a numeric feature, or duplicated ids.
+    """
+    columns = [c for c in [schema.id_column, *schema.features, schema.target] if c]
+    out = frame[columns].copy()
+    for column in schema.numeric:
+        raw = out[column]
+        if pd.api.types.is_bool_dtype(raw.dtype):
+            out[column] = raw.astype("float64")
+            continue
+        converted = pd.to_numeric(raw, errors="coerce")
+        bad = raw[converted.isna() & raw.notna()]
+        if len(bad):
+            examples = ", ".join(repr(v) for v in bad.unique()[:3])
+            raise DataValidationError(
+                f"numeric feature '{column}' has {len(bad)} non-numeric value(s), e.g. {examples}; "
+                "clean the source or move the column to [data] categorical_features"
+            )
+        out[column] = converted.astype("float64")
+    for column in schema.categorical:
+        out[column] = to_category_strings(out[column])
+    out[schema.target] = out[schema.target].map(_native).astype(object)
+    if schema.id_column:
+        ids = out[schema.id_column]
+        dupes = ids[ids.duplicated()]
+        if len(dupes):
+            raise DataValidationError(
+                f"id column '{schema.id_column}' has {len(dupes)} duplicated value(s), e.g. "
+                f"{dupes.iloc[0]!r}; ids must be unique (deduplicate the source or unset id_column)"
+            )
+    return out.reset_index(drop=True)
+
+
+def to_category_strings(values: pd.Series) -> pd.Series:
+    """Categorical values as Python strings in an object column; missing stays NaN."""
+    mask = values.isna()
+    out = values.astype(str).astype(object)
+    out[mask] = np.nan
+    return out
+
+
+def fingerprint_dataset(frame: pd.DataFrame) -> str:
+    """A content hash of a table: same values, columns and order → same fingerprint."""
+    digest = hashlib.sha256()
+    digest.update("|".join(f"{c}:{frame[c].dtype}" for c in frame.columns).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def load_training_data(settings: DataSettings) -> LoadedData:
+    """Read the configured source, resolve its schema, validate it and fingerprint it."""
+    frame = read_source(settings.source, columns=_wanted_columns(settings))
+    if frame.empty:
+        raise DataValidationError(f"[data] source {settings.source!r} has no rows")
+    schema = infer_schema(frame, settings)
+    clean = validate_dataset(frame, schema)
+    return LoadedData(frame=clean, schema=schema, fingerprint=fingerprint_dataset(clean))
+
+
+def _wanted_columns(settings: DataSettings) -> list[str] | None:
+    if settings.numeric_features is None and settings.categorical_features is None:
+        return None
+    columns = [settings.id_column, *(settings.numeric_features or [])]
+    columns += [*(settings.categorical_features or []), settings.target]
+    return [c for c in columns if c]
+
+
+def split_dataset(
+    frame: pd.DataFrame, schema: Schema, test_size: float, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A stratified, seeded split into (train, holdout).
+
+    Raises:
+        DataValidationError: a class is too rare to appear on both sides.
+    """
+    counts = frame[schema.target].value_counts()
+    rare = counts[counts < 2]
+    if len(rare) or len(frame) * test_size < len(counts) or len(frame) * (1 - test_size) < 2:
+        raise DataValidationError(
+            f"cannot split {len(frame)} rows with classes {counts.to_dict()} at test_size="
+            f"{test_size}: every class needs at least 2 rows and the holdout one row per class"
+        )
+    train, holdout = train_test_split(
+        frame, test_size=test_size, random_state=seed, stratify=frame[schema.target]
+    )
+    return train.reset_index(drop=True), holdout.reset_index(drop=True)

@@ -1,0 +1,131 @@
+"""Classification metrics and permutation importances (scikit-learn), as plain values."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+from sklearn.inspection import permutation_importance
+
+HIGHER_IS_BETTER = {
+    "roc_auc": True,
+    "f1": True,
+    "accuracy": True,
+    "log_loss": False,
+    "precision": True,
+    "recall": True,
+}
+
+
+def compute_metrics(
+    y_true: Sequence[Any] | pd.Series,
+    proba: np.ndarray,
+    classes: Sequence[Any],
+    positive_class: Any = None,
+) -> dict[str, float]:
+    """Holdout metrics from predicted probabilities.
+
+    Binary metrics (f1, precision, recall) use `positive_class`; multiclass ones are macro
+    averages and roc_auc is one-vs-rest. The predicted label is the most probable class.
+
+    Args:
+        y_true: true labels.
+        proba: probabilities, one column per class in the order of `classes`.
+        classes: the class labels (sorted as the model saw them).
+        positive_class: the positive label of a binary task (None for multiclass).
+
+    Raises:
+        ValueError: the shapes of `y_true`, `proba` and `classes` disagree.
+    """
+    y = np.asarray(list(y_true), dtype=object)
+    proba = np.asarray(proba, dtype=float)
+    if proba.ndim != 2 or proba.shape != (len(y), len(classes)):
+        raise ValueError(
+            f"proba has shape {proba.shape}, expected ({len(y)}, {len(classes)}) for "
+            f"{len(y)} labels and classes {list(classes)}"
+        )
+    index = {c: i for i, c in enumerate(classes)}
+    y_idx = np.array([index.get(v, -1) for v in y])
+    if (y_idx < 0).any():
+        unknown = sorted({str(v) for v in y[y_idx < 0]})
+        raise ValueError(f"labels {unknown} are not among the model's classes {list(classes)}")
+    out = {
+        "accuracy": float(skm.accuracy_score(y_idx, proba.argmax(axis=1))),
+        "log_loss": float(skm.log_loss(y_idx, proba, labels=list(range(len(classes))))),
+    }
+    present = np.unique(y_idx)
+    if len(classes) == 2:
+        pos = index[positive_class if positive_class is not None else classes[-1]]
+        y_bin = (y_idx == pos).astype(int)
+        p_bin = (proba.argmax(axis=1) == pos).astype(int)
+        out["roc_auc"] = (
+            float(skm.roc_auc_score(y_bin, proba[:, pos])) if len(present) == 2 else float("nan")
+        )
+        out["f1"] = float(skm.f1_score(y_bin, p_bin, zero_division=0))
+        out["precision"] = float(skm.precision_score(y_bin, p_bin, zero_division=0))
+        out["recall"] = float(skm.recall_score(y_bin, p_bin, zero_division=0))
+    else:
+        p_idx = proba.argmax(axis=1)
+        label_ids = list(range(len(classes)))
+        avg = dict(labels=label_ids, average="macro", zero_division=0)
+        out["f1"] = float(skm.f1_score(y_idx, p_idx, **avg))  # type: ignore[arg-type]
+        out["precision"] = float(skm.precision_score(y_idx, p_idx, **avg))  # type: ignore[arg-type]
+        out["recall"] = float(skm.recall_score(y_idx, p_idx, **avg))  # type: ignore[arg-type]
+        out["roc_auc"] = (
+            float(skm.roc_auc_score(y_idx, proba, multi_class="ovr", labels=label_ids))
+            if len(present) == len(classes)
+            else float("nan")
+        )
+    return out
+
+
+def metric_score(name: str, value: float) -> float:
+    """The value turned so that higher is always better (log_loss is negated)."""
+    if name not in HIGHER_IS_BETTER:
+        raise ValueError(f"unknown metric {name!r}; allowed: {', '.join(HIGHER_IS_BETTER)}")
+    return value if HIGHER_IS_BETTER[name] else -value
+
+
+def compute_importances(
+    model: Any,
+    features: pd.DataFrame,
+    y_true: pd.Series,
+    classes: Sequence[Any],
+    positive_class: Any,
+    metric: str,
+    seed: int,
+    max_rows: int = 5000,
+    n_repeats: int = 5,
+) -> pd.DataFrame:
+    """Permutation importance of each raw input column on (a seeded sample of) the holdout.
+
+    Returns:
+        One row per feature: `feature`, `importance` (mean drop of the metric, in the
+        metric's better-is-higher direction) and `std`, most important first.
+    """
+    if len(features) == 0:
+        raise ValueError("cannot compute importances on an empty frame")
+    if len(features) > max_rows:
+        sample = features.sample(n=max_rows, random_state=seed).index
+        features, y_true = features.loc[sample], y_true.loc[sample]
+
+    def scorer(estimator: Any, X: pd.DataFrame, y: pd.Series) -> float:
+        values = compute_metrics(y, estimator.predict_proba(X), classes, positive_class)
+        return metric_score(metric, values[metric])
+
+    result = permutation_importance(
+        model, features, y_true, scoring=scorer, n_repeats=n_repeats, random_state=seed
+    )
+    table = pd.DataFrame(
+        {
+            "feature": list(features.columns),
+            "importance": result.importances_mean,
+            "std": result.importances_std,
+        }
+    )
+    return table.sort_values(["importance", "feature"], ascending=[False, True]).reset_index(
+        drop=True
+    )

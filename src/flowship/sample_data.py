@@ -1,0 +1,155 @@
+"""The embedded default data: a deterministic churn-like table with drift scenarios.
+
+Nothing is downloaded: every row comes from a seeded NumPy generator, so the same
+`(rows, seed, scenario)` gives the same frame (and the same Parquet bytes) on any machine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SCENARIOS = ("baseline", "price_increase", "new_region", "concept_shift", "missing_surge")
+TARGET = "churned"
+ID_COLUMN = "customer_id"
+NUMERIC_FEATURES = (
+    "tenure_months",
+    "monthly_charges",
+    "total_charges",
+    "support_calls",
+    "num_products",
+    "age",
+)
+CATEGORICAL_FEATURES = ("contract", "internet_service", "payment_method", "region")
+
+_REGIONS = (("north", 0.30), ("south", 0.25), ("east", 0.25), ("west", 0.20))
+_CONTRACTS = (("month_to_month", 0.50), ("one_year", 0.30), ("two_year", 0.20))
+_INTERNET = (("fiber", 0.45), ("dsl", 0.35), ("none", 0.20))
+_PAYMENT = (
+    ("electronic_check", 0.35),
+    ("credit_card", 0.25),
+    ("bank_transfer", 0.25),
+    ("mailed_check", 0.15),
+)
+_AS_OF = np.datetime64("2026-01-01")
+NEW_REGION = "central"
+_NEW_REGION_SHARE = 0.35
+_PRICE_FACTOR, _PRICE_SHIFT = 1.25, 8.0
+_SURGE_COLUMNS = ("monthly_charges", "tenure_months", "payment_method")
+_SURGE_SHARE = 0.45
+
+
+def _choice(rng: np.random.Generator, options: tuple[tuple[str, float], ...], n: int) -> np.ndarray:
+    names = np.array([o[0] for o in options], dtype=object)
+    return names[rng.choice(len(options), size=n, p=[o[1] for o in options])]
+
+
+def generate_churn(rows: int, seed: int = 7, scenario: str = "baseline") -> pd.DataFrame:
+    """Generate a churn table.
+
+    Args:
+        rows: number of customers (rows), at least 1.
+        seed: seed of the generator; ids embed it so tables with other seeds never collide.
+        scenario: `baseline`, or a drift scenario for monitoring: `price_increase` (charges
+            shift up), `new_region` (a region never seen in training), `concept_shift` (DSL
+            customers churn for other reasons), `missing_surge` (several columns go missing).
+
+    Returns:
+        One row per customer: an id, a signup date, numeric and categorical features with
+        some missing values, and the binary target `churned` (about a quarter positive).
+    """
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}; choose one of {', '.join(SCENARIOS)}")
+    if rows < 1:
+        raise ValueError(f"rows must be at least 1, got {rows}")
+    rng = np.random.default_rng([seed, SCENARIOS.index(scenario)])
+    n = rows
+
+    region = _choice(rng, _REGIONS, n)
+    contract = _choice(rng, _CONTRACTS, n)
+    internet = _choice(rng, _INTERNET, n)
+    payment = _choice(rng, _PAYMENT, n)
+    mtm = contract == "month_to_month"
+    two_year = contract == "two_year"
+    fiber = internet == "fiber"
+    dsl = internet == "dsl"
+
+    tenure_scale = np.where(two_year, 40.0, np.where(mtm, 12.0, 24.0))
+    tenure = np.clip(np.ceil(rng.exponential(tenure_scale)), 1, 72).astype(np.int64)
+    products = np.clip(rng.poisson(1.3, n) + 1, 1, 6).astype(np.int64)
+    base_price = np.where(fiber, 80.0, np.where(dsl, 55.0, 25.0))
+    monthly = np.round(base_price + 7.5 * (products - 1) + rng.normal(0, 8, n), 2)
+    monthly = np.maximum(monthly, 10.0)
+    total = np.round(monthly * tenure * rng.uniform(0.92, 1.05, n), 2)
+    support = rng.poisson(np.where(fiber, 1.6, 0.9)).astype(np.int64)
+    age = np.clip(np.round(rng.normal(45, 14, n)), 18, 90)
+
+    logit = (
+        -2.15
+        + 1.35 * mtm
+        - 0.9 * two_year
+        - 0.045 * tenure
+        + 1.1 * (fiber & (monthly > 85))
+        + 0.75 * np.maximum(support - 2, 0)
+        + 0.5 * (payment == "electronic_check")
+        - 0.3 * (products - 1)
+        + 0.02 * (monthly - 60)
+        + 0.7 * (age < 26)
+        + 0.45 * (mtm & (tenure < 6))
+    )
+    if scenario == "concept_shift":
+        # DSL customers now leave for other reasons: tenure no longer protects them, and
+        # anyone who rang support or pays by mailed check is very likely to go.
+        shifted = -1.2 + 0.02 * tenure + 1.3 * (support >= 1) + 1.5 * (payment == "mailed_check")
+        logit = np.where(dsl, shifted, logit)
+    churned = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int64)
+
+    if scenario == "price_increase":
+        monthly = np.round(monthly * _PRICE_FACTOR + _PRICE_SHIFT, 2)
+        total = np.round(total * _PRICE_FACTOR, 2)
+    if scenario == "new_region":
+        region = np.where(rng.random(n) < _NEW_REGION_SHARE, NEW_REGION, region)
+
+    signup = _AS_OF - tenure.astype("timedelta64[M]").astype("timedelta64[D]")
+    frame = pd.DataFrame(
+        {
+            ID_COLUMN: [f"C{seed:05d}-{i:07d}" for i in range(n)],
+            "signup_date": signup.astype("datetime64[s]"),
+            "tenure_months": tenure.astype(np.float64),
+            "monthly_charges": monthly,
+            "total_charges": total,
+            "support_calls": support,
+            "num_products": products,
+            "age": age,
+            "contract": contract,
+            "internet_service": internet,
+            "payment_method": payment,
+            "region": region,
+            TARGET: churned,
+        }
+    )
+    # Realistic gaps: some total charges and ages are unknown.
+    frame.loc[rng.random(n) < 0.02, "total_charges"] = np.nan
+    frame.loc[rng.random(n) < 0.03, "age"] = np.nan
+    if scenario == "missing_surge":
+        for column in _SURGE_COLUMNS:
+            frame.loc[rng.random(n) < _SURGE_SHARE, column] = None
+    for column in CATEGORICAL_FEATURES:
+        frame[column] = frame[column].astype("object")
+    return frame
+
+
+def write_sample(path: str | Path, rows: int, seed: int = 7, scenario: str = "baseline") -> Path:
+    """Write a generated table to `.parquet` or `.csv` (chosen by the suffix)."""
+    path = Path(path)
+    frame = generate_churn(rows, seed=seed, scenario=scenario)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    elif path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        raise ValueError(f"unsupported output {path.name!r}: use a .parquet or .csv file name")
+    return path

@@ -1,0 +1,263 @@
+"""Candidate specs from the config, fitting one candidate, choosing the best, assessing it."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import ClassifierMixin
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+)
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+
+from flowship.config import ConfigError, TrainingSettings
+from flowship.data import Schema
+from flowship.evaluate import compute_importances, compute_metrics, metric_score
+from flowship.features import build_preprocessor
+
+ESTIMATOR_CLASSES: dict[str, type[ClassifierMixin]] = {
+    "logistic_regression": LogisticRegression,
+    "random_forest": RandomForestClassifier,
+    "hist_gradient_boosting": HistGradientBoostingClassifier,
+    "extra_trees": ExtraTreesClassifier,
+}
+# Sensible starting points that a grid may override.
+_BASE_PARAMS: dict[str, dict[str, Any]] = {
+    "logistic_regression": {"max_iter": 1000},
+    "random_forest": {"n_estimators": 200, "min_samples_leaf": 2},
+    "hist_gradient_boosting": {},
+    "extra_trees": {"n_estimators": 200, "min_samples_leaf": 2},
+}
+
+
+@dataclass(frozen=True)
+class CandidateSpec:
+    """One point of one candidate's grid: what `fit_candidate` trains."""
+
+    name: str
+    family: str
+    estimator: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CandidateResult:
+    """A candidate's validation metrics (measured on a split of the training part)."""
+
+    spec: CandidateSpec
+    metric: str
+    value: float
+    metrics: dict[str, float]
+    fit_seconds: float
+
+    @property
+    def score(self) -> float:
+        return metric_score(self.metric, self.value)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The chosen candidate refitted on the whole training part, and the leaderboard."""
+
+    best: CandidateResult
+    model: Pipeline
+    leaderboard: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """How the chosen model does on the holdout, next to a majority-class baseline."""
+
+    metrics: dict[str, float]
+    baseline_metrics: dict[str, float]
+    importances: pd.DataFrame
+    predictions: pd.DataFrame
+
+
+def _spec_name(family: str, params: dict[str, Any]) -> str:
+    if not params:
+        return family
+    inner = ",".join(f"{k}={v}" for k, v in sorted(params.items()))
+    return f"{family}[{inner}]"
+
+
+def expand_candidates(training: TrainingSettings) -> list[CandidateSpec]:
+    """Expand every candidate's parameter grid into specs, checking each parameter.
+
+    Raises:
+        ConfigError: a parameter the estimator does not have, or a value it refuses.
+    """
+    specs: list[CandidateSpec] = []
+    for i, candidate in enumerate(training.candidates):
+        cls = ESTIMATOR_CLASSES[candidate.estimator]
+        allowed = set(cls().get_params())
+        unknown = sorted(set(candidate.params) - allowed)
+        if unknown:
+            raise ConfigError(
+                f"training.candidates.{i}.params ({candidate.name}): {candidate.estimator} has no "
+                f"parameter(s) {unknown}; allowed: {', '.join(sorted(allowed))}"
+            )
+        keys = sorted(candidate.params)
+        for values in itertools.product(*(candidate.params[k] for k in keys)):
+            params = dict(zip(keys, values, strict=True))
+            try:
+                _estimator(candidate.estimator, params, seed=0)._validate_params()
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(
+                    f"training.candidates.{i}.params ({candidate.name}): {exc}"
+                ) from None
+            specs.append(
+                CandidateSpec(
+                    name=_spec_name(candidate.name, params),
+                    family=candidate.name,
+                    estimator=candidate.estimator,
+                    params=params,
+                )
+            )
+    return specs
+
+
+def _estimator(name: str, params: dict[str, Any], seed: int) -> Any:
+    cls = ESTIMATOR_CLASSES[name]
+    merged = {**_BASE_PARAMS[name], **params}
+    if "random_state" in cls().get_params() and "random_state" not in params:
+        merged["random_state"] = seed
+    return cls(**merged)
+
+
+def build_pipeline(spec: CandidateSpec, schema: Schema, seed: int) -> Pipeline:
+    """The model artifact: preprocessing and estimator in one sklearn Pipeline."""
+    return Pipeline(
+        [
+            ("preprocess", build_preprocessor(schema)),
+            ("model", _estimator(spec.estimator, spec.params, seed)),
+        ]
+    )
+
+
+def label_array(values: pd.Series) -> np.ndarray:
+    """Labels as a typed NumPy array (sklearn refuses object arrays of ints or bools)."""
+    return np.asarray(values.tolist())
+
+
+def fit_candidate(
+    spec: CandidateSpec, train: pd.DataFrame, schema: Schema, training: TrainingSettings
+) -> CandidateResult:
+    """Fit one candidate on part of the training data and score it on the rest.
+
+    The validation part is a stratified, seeded split of `train`; the holdout is never seen.
+
+    Raises:
+        ValueError: the training part is too small to split.
+    """
+    fit_part, valid_part = train_test_split(
+        train,
+        test_size=training.validation_size,
+        random_state=training.seed,
+        stratify=train[schema.target],
+    )
+    pipeline = build_pipeline(spec, schema, training.seed)
+    started = time.perf_counter()
+    pipeline.fit(fit_part[schema.features], label_array(fit_part[schema.target]))
+    seconds = time.perf_counter() - started
+    proba = pipeline.predict_proba(valid_part[schema.features])
+    values = compute_metrics(valid_part[schema.target], proba, schema.classes, schema.positive_class)
+    return CandidateResult(
+        spec=spec,
+        metric=training.metric,
+        value=values[training.metric],
+        metrics=values,
+        fit_seconds=seconds,
+    )
+
+
+def select_best(
+    results: list[CandidateResult],
+    train: pd.DataFrame,
+    schema: Schema,
+    training: TrainingSettings,
+) -> Selection:
+    """Rank candidates by the validation metric, refit the best on the whole training part.
+
+    Ties break by candidate name, so the same results always give the same choice.
+
+    Raises:
+        ValueError: no results, or every candidate scored NaN.
+    """
+    ranked = sorted(
+        (r for r in results if not np.isnan(r.value)), key=lambda r: (-r.score, r.spec.name)
+    )
+    if not ranked:
+        raise ValueError("no candidate produced a usable validation score")
+    best = ranked[0]
+    leaderboard = pd.DataFrame(
+        [
+            {
+                "rank": i + 1,
+                "candidate": r.spec.name,
+                "estimator": r.spec.estimator,
+                **{f"val_{k}": v for k, v in sorted(r.metrics.items())},
+                "fit_seconds": round(r.fit_seconds, 3),
+            }
+            for i, r in enumerate(ranked)
+        ]
+    )
+    model = build_pipeline(best.spec, schema, training.seed)
+    model.fit(train[schema.features], label_array(train[schema.target]))
+    return Selection(best=best, model=model, leaderboard=leaderboard)
+
+
+def predict_table(model: Any, frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    """Predicted label and one `proba_<class>` column per class, keyed by id when there is one."""
+    proba = model.predict_proba(frame[schema.features])
+    labels = np.asarray(schema.classes, dtype=object)
+    out = pd.DataFrame({f"proba_{c}": proba[:, i] for i, c in enumerate(schema.classes)})
+    out.insert(0, "prediction", labels[proba.argmax(axis=1)])
+    if schema.id_column:
+        out.insert(0, schema.id_column, frame[schema.id_column].to_numpy())
+    if schema.target in frame:
+        out[schema.target] = frame[schema.target].to_numpy()
+    return out
+
+
+def assess_model(
+    model: Any,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    schema: Schema,
+    training: TrainingSettings,
+) -> Assessment:
+    """Holdout metrics, a majority-class baseline's metrics, importances and predictions."""
+    proba = model.predict_proba(holdout[schema.features])
+    y = holdout[schema.target]
+    metrics = compute_metrics(y, proba, schema.classes, schema.positive_class)
+    priors = train[schema.target].value_counts(normalize=True)
+    prior_row = np.array([priors.get(c, 0.0) for c in schema.classes])
+    # Jitter-free majority baseline: the training priors for every row.
+    baseline_proba = np.tile(np.clip(prior_row, 1e-6, 1.0), (len(holdout), 1))
+    baseline = compute_metrics(y, baseline_proba, schema.classes, schema.positive_class)
+    importances = compute_importances(
+        model,
+        holdout[schema.features],
+        y,
+        schema.classes,
+        schema.positive_class,
+        training.metric,
+        seed=training.seed,
+        max_rows=training.importance_rows,
+    )
+    return Assessment(
+        metrics=metrics,
+        baseline_metrics=baseline,
+        importances=importances,
+        predictions=predict_table(model, holdout, schema),
+    )

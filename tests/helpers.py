@@ -1,0 +1,87 @@
+"""Small shared helpers for tests: tiny configs and flow runs in a temporary datastore."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN_FLOW = REPO / "flows" / "train_flow.py"
+
+SMALL_CONFIG: dict[str, Any] = {
+    "project": {"name": "churn"},
+    "data": {
+        "source": "sample:churn?rows=600&seed=3",
+        "target": "churned",
+        "id_column": "customer_id",
+        "test_size": 0.25,
+        "split_seed": 1,
+    },
+    "training": {
+        "metric": "roc_auc",
+        "seed": 0,
+        "importance_rows": 200,
+        "candidates": [
+            {"name": "logreg", "estimator": "logistic_regression", "params": {"C": [1.0]}},
+            {
+                "name": "hgb",
+                "estimator": "hist_gradient_boosting",
+                "params": {"max_iter": [40], "max_leaf_nodes": [7, 15]},
+            },
+        ],
+    },
+}
+
+
+def small_config(**overrides: dict[str, Any]) -> dict[str, Any]:
+    """SMALL_CONFIG with whole sections' keys replaced, e.g. `small_config(data={...})`."""
+    config = copy.deepcopy(SMALL_CONFIG)
+    for section, values in overrides.items():
+        config.setdefault(section, {}).update(values)
+    return config
+
+
+def write_config(path: Path, config: dict[str, Any]) -> Path:
+    path.write_text(tomli_w.dumps(config))
+    return path
+
+
+@dataclass
+class FlowResult:
+    status: str
+    run: Any
+    stdout: str
+    stderr: str
+
+
+def run_flow(
+    root: Path, flow: Path, config: dict[str, Any], top: dict[str, Any] | None = None, **run: Any
+) -> FlowResult:
+    """Run a flow with `config` in the datastore under `root` (cwd = sysroot); returns the result."""
+    from metaflow import Runner
+
+    cfg = write_config(root / f"config-{len(list(root.glob('config-*')))}.toml", config)
+    env = {"METAFLOW_DATASTORE_SYSROOT_LOCAL": str(root), "USERNAME": os.environ["USERNAME"]}
+    runner = Runner(
+        str(flow),
+        show_output=False,
+        env=env,
+        cwd=str(root),
+        config=[("config", str(cfg))],
+        **(top or {}),
+    )
+    with runner.run(max_workers=4, **run) as result:
+        return FlowResult(result.status, result.run, result.stdout, result.stderr)
+
+
+def card_text(html: str) -> str:
+    """The JSON payload of a Metaflow card (cards embed their components base64-encoded)."""
+    blobs = re.findall(r'window.__MF_DATA__\["[^"]+"\] = "([A-Za-z0-9+/=]+)"', html)
+    return "\n".join(base64.b64decode(b).decode() for b in blobs)
