@@ -62,7 +62,11 @@ class TrainFlow(FlowSpec):
     def train(self):
         """Fit one candidate and score it on a validation split of the training part."""
         self.result = fit_candidate(
-            self.input, self.train_data, self.schema, self.settings.training
+            self.input,
+            self.train_data,
+            self.schema,
+            self.settings.training,
+            parallel_tasks=len(self.candidates),
         )
         self.next(self.select)
 

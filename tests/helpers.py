@@ -64,7 +64,7 @@ class FlowResult:
 def run_flow(
     root: Path, flow: Path, config: dict[str, Any], top: dict[str, Any] | None = None, **run: Any
 ) -> FlowResult:
-    """Run a flow with `config` in the datastore under `root` (cwd = sysroot); returns the result."""
+    """Run a flow with `config` in a datastore under `root` (cwd = sysroot)."""
     from metaflow import Runner
 
     cfg = write_config(root / f"config-{len(list(root.glob('config-*')))}.toml", config)

@@ -69,9 +69,7 @@ class TrainingSettings(_Section):
     importance_rows: int = Field(default=5000, ge=100)
     candidates: list[CandidateSettings] = Field(
         default_factory=lambda: [
-            CandidateSettings(
-                name="logreg", estimator="logistic_regression", params={"C": [1.0]}
-            ),
+            CandidateSettings(name="logreg", estimator="logistic_regression", params={"C": [1.0]}),
             CandidateSettings(name="hgb", estimator="hist_gradient_boosting", params={}),
         ]
     )
@@ -101,10 +99,31 @@ class TrainingSettings(_Section):
         return value
 
 
+class GateSettings(_Section):
+    mode: Literal["enforce", "dry-run"] = "enforce"
+    min_rows: int = Field(default=500, ge=1)
+    max_missing_share: float = Field(default=0.2, ge=0.0, le=1.0)
+    min_class_share: float = Field(default=0.02, ge=0.0, le=0.5)
+    max_drifted_share: float = Field(default=0.5, ge=0.0, le=1.0)
+    drift_blocks: bool = False
+    min_metrics: dict[str, float] = Field(default_factory=lambda: {"roc_auc": 0.75})
+    max_regression: float = Field(default=0.01, ge=0.0)
+
+    @field_validator("min_metrics")
+    @classmethod
+    def _known_metrics(cls, value: dict[str, float]) -> dict[str, float]:
+        allowed = (*METRICS, "precision", "recall")
+        unknown = sorted(set(value) - set(allowed))
+        if unknown:
+            raise ValueError(f"has unknown metric(s) {unknown}; allowed: {', '.join(allowed)}")
+        return value
+
+
 class Settings(_Section):
     project: ProjectSettings = Field(default_factory=ProjectSettings)
     data: DataSettings = Field(default_factory=DataSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
+    gate: GateSettings = Field(default_factory=GateSettings)
 
     def fingerprint(self) -> str:
         """A short hash of the effective settings (defaults included), for lineage."""
@@ -159,7 +178,7 @@ def load_settings(raw: Mapping[str, Any]) -> Settings:
 
 
 def parse_config(text: str) -> dict[str, Any]:
-    """Parse TOML text for Metaflow's `Config(parser=...)`; validation happens in `load_settings`."""
+    """Parse TOML for Metaflow's `Config(parser=...)`; `load_settings` validates it."""
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

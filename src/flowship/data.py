@@ -82,7 +82,8 @@ def _read_sample(source: str) -> pd.DataFrame:
     name = parts.path
     if name != "churn":
         raise DataValidationError(
-            f"unknown sample dataset {name!r} in [data] source; use 'sample:churn?rows=20000&seed=7'"
+            f"unknown sample dataset {name!r} in [data] source; "
+            "use 'sample:churn?rows=20000&seed=7'"
         )
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     unknown = set(query) - {"rows", "seed", "scenario"}
@@ -148,9 +149,7 @@ def infer_schema(frame: pd.DataFrame, settings: DataSettings) -> Schema:
         )
     numeric, categorical = _feature_lists(frame, settings)
     positive = _positive_class(classes, settings.positive_class)
-    categories = {
-        c: sorted(str(v) for v in frame[c].dropna().unique()) for c in categorical
-    }
+    categories = {c: sorted(str(v) for v in frame[c].dropna().unique()) for c in categorical}
     ranges = {}
     for c in numeric:
         values = pd.to_numeric(frame[c], errors="coerce")
@@ -210,9 +209,11 @@ def _feature_lists(frame: pd.DataFrame, settings: DataSettings) -> tuple[list[st
                 categorical.append(column)
             elif pd.api.types.is_numeric_dtype(dtype):
                 numeric.append(column)
-            elif pd.api.types.is_string_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
+            elif isinstance(dtype, pd.CategoricalDtype) or (
+                pd.api.types.is_string_dtype(dtype) and not _looks_like_dates_or_ids(frame[column])
+            ):
                 categorical.append(column)
-            # datetimes and other types are not features unless listed explicitly
+            # datetimes, date strings, id-like text and other types are features only if listed
     if not numeric and not categorical:
         raise DataValidationError(
             "no feature columns: list [data] numeric_features / categorical_features"
@@ -220,8 +221,24 @@ def _feature_lists(frame: pd.DataFrame, settings: DataSettings) -> tuple[list[st
     return numeric, categorical
 
 
+def _looks_like_dates_or_ids(values: pd.Series) -> bool:
+    """Text columns that are dates (as CSV gives them) or nearly unique (ids, free text)."""
+    sample = values.dropna().astype(str).head(200)
+    if sample.empty:
+        return False
+    if values.nunique(dropna=True) > max(50, 0.5 * len(values)):
+        return True
+    parsed = pd.to_datetime(sample, errors="coerce", format="ISO8601")
+    return bool(parsed.notna().all())
+
+
 def _positive_class(classes: list[Label], configured: Label | None) -> Label | None:
     if len(classes) != 2:
+        if configured is not None:
+            raise DataValidationError(
+                f"[data] positive_class = {configured!r} is only for binary targets; the target "
+                f"has {len(classes)} classes {classes}: remove positive_class"
+            )
         return None
     if configured is None:
         return classes[-1]  # 1 of {0, 1}, True of {False, True}, "yes" of {"no", "yes"}
@@ -246,8 +263,9 @@ def _native(value: Any) -> Label:
 def validate_dataset(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     """Check values against the schema and return a frame with clean dtypes.
 
-    Numeric features become float64, categorical features strings (missing stays missing),
-    and the target keeps its native labels.
+    Numeric features become float64, categorical features a pandas `category` of strings
+    (missing stays missing; compact to store and quick to pickle between steps), and the
+    target keeps its natural label type.
 
     Raises:
         DataValidationError: non-numeric values in a numeric feature, or duplicated ids.
@@ -269,8 +287,8 @@ def validate_dataset(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
             )
         out[column] = converted.astype("float64")
     for column in schema.categorical:
-        out[column] = to_category_strings(out[column])
-    out[schema.target] = out[schema.target].map(_native).astype(object)
+        out[column] = to_category_strings(out[column]).astype("category")
+    out[schema.target] = _label_series(out[schema.target])
     if schema.id_column:
         ids = out[schema.id_column]
         dupes = ids[ids.duplicated()]
@@ -280,6 +298,15 @@ def validate_dataset(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
                 f"{dupes.iloc[0]!r}; ids must be unique (deduplicate the source or unset id_column)"
             )
     return out.reset_index(drop=True)
+
+
+def _label_series(values: pd.Series) -> pd.Series:
+    """Labels in their natural dtype: integer-valued floats become int64, mixed become objects."""
+    if pd.api.types.is_float_dtype(values.dtype) and bool((values % 1 == 0).all()):
+        return values.astype("int64")
+    if values.dtype == object:
+        return values.map(_native).astype(object)
+    return values
 
 
 def to_category_strings(values: pd.Series) -> pd.Series:
@@ -326,10 +353,12 @@ def split_dataset(
     """
     counts = frame[schema.target].value_counts()
     rare = counts[counts < 2]
-    if len(rare) or len(frame) * test_size < len(counts) or len(frame) * (1 - test_size) < 2:
+    classes = len(counts)
+    if len(rare) or len(frame) * test_size < classes or len(frame) * (1 - test_size) < classes:
         raise DataValidationError(
             f"cannot split {len(frame)} rows with classes {counts.to_dict()} at test_size="
-            f"{test_size}: every class needs at least 2 rows and the holdout one row per class"
+            f"{test_size}: every class needs at least 2 rows, and the training part and the "
+            "holdout one row per class each"
         )
     train, holdout = train_test_split(
         frame, test_size=test_size, random_state=seed, stratify=frame[schema.target]

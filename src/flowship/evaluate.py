@@ -71,9 +71,9 @@ def compute_metrics(
         p_idx = proba.argmax(axis=1)
         label_ids = list(range(len(classes)))
         avg = dict(labels=label_ids, average="macro", zero_division=0)
-        out["f1"] = float(skm.f1_score(y_idx, p_idx, **avg))  # type: ignore[arg-type]
-        out["precision"] = float(skm.precision_score(y_idx, p_idx, **avg))  # type: ignore[arg-type]
-        out["recall"] = float(skm.recall_score(y_idx, p_idx, **avg))  # type: ignore[arg-type]
+        out["f1"] = float(skm.f1_score(y_idx, p_idx, **avg))
+        out["precision"] = float(skm.precision_score(y_idx, p_idx, **avg))
+        out["recall"] = float(skm.recall_score(y_idx, p_idx, **avg))
         out["roc_auc"] = (
             float(skm.roc_auc_score(y_idx, proba, multi_class="ovr", labels=label_ids))
             if len(present) == len(classes)

@@ -17,7 +17,7 @@ from flowship.data import Schema
 MISSING = "__missing__"
 
 
-class _AsStrings(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+class _AsStrings(TransformerMixin, BaseEstimator):
     """Cast categorical inputs to Python strings so numbers and strings of one value agree."""
 
     def fit(self, X: Any, y: Any = None) -> _AsStrings:
@@ -25,7 +25,8 @@ class _AsStrings(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
     def transform(self, X: Any) -> np.ndarray:
         frame = pd.DataFrame(X)
-        out = frame.astype(str).to_numpy(dtype=object)
+        # copy: a one-column frame hands out a read-only view of its data.
+        out = frame.astype(str).to_numpy(dtype=object, copy=True)
         out[frame.isna().to_numpy()] = MISSING
         return out
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import getpass
 import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from metaflow import Flow, Run, namespace
 from metaflow.cards import get_cards
@@ -62,6 +65,8 @@ def write_card(run: Run, step: str, path: Path) -> Path:
     """
     try:
         task = run[step].task
+        if task is None:
+            raise KeyError(step)
         cards = get_cards(task)
     except (KeyError, MetaflowNotFound) as exc:
         raise RegistryError(f"{run.pathspec} has no card for step '{step}': {exc}") from None
@@ -70,3 +75,159 @@ def write_card(run: Run, step: str, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(cards[0].get())
     return path
+
+
+CHAMPION_TAG = "champion"
+GATE_PASSED_TAG = "gate:passed"
+GATE_BLOCKED_TAG = "gate:blocked"
+
+
+@dataclass(frozen=True)
+class ChampionArtifacts:
+    """What the gate needs from the current champion run."""
+
+    pathspec: str
+    model: Any
+    schema: Any
+    train_data: Any
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One change of the champion, read back from run tags."""
+
+    when: str
+    event: str
+    run: str
+    how: str
+
+
+def _stamp(now: datetime | None = None) -> str:
+    return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+
+
+def get_run(pathspec: str) -> Run:
+    """A run by pathspec (`TrainFlow/123`), in any namespace.
+
+    Raises:
+        RegistryError: no such run.
+    """
+    namespace(None)
+    try:
+        return Run(pathspec)
+    except MetaflowNotFound:
+        raise RegistryError(f"no run {pathspec!r}; list runs with `make history`") from None
+
+
+def run_data(run: Run) -> Any:
+    """The artifacts of a run's end step.
+
+    Raises:
+        RegistryError: the run never reached its end step.
+    """
+    data = run.data
+    if data is None:
+        raise RegistryError(f"{run.pathspec} has no artifacts: it did not reach its end step")
+    return data
+
+
+def find_champion(project: str, branch: str, flow: str = "TrainFlow") -> Run | None:
+    """The newest run tagged `champion` in the project branch, or None."""
+    runs = project_runs(flow, project, branch, CHAMPION_TAG)
+    return runs[0] if runs else None
+
+
+def load_champion(pathspec: str | None) -> ChampionArtifacts | None:
+    """Load the champion's model, schema, training data and holdout metrics from its run."""
+    if pathspec is None:
+        return None
+    data = run_data(get_run(pathspec))
+    return ChampionArtifacts(
+        pathspec=pathspec,
+        model=data.model,
+        schema=data.schema,
+        train_data=data.train_data,
+        metrics=dict(data.metrics),
+    )
+
+
+def _flow_of(run: Run) -> str:
+    return str(run.pathspec).split("/", 1)[0]
+
+
+def _same_branch(run: Run, project: str, branch: str) -> bool:
+    tags = set(run.system_tags) | set(run.tags)
+    return f"project:{project}" in tags and f"project_branch:{branch}" in tags
+
+
+def promote(
+    pathspec: str,
+    project: str,
+    branch: str,
+    how: str,
+    expected_champion: str | None,
+    now: datetime | None = None,
+) -> str | None:
+    """Make `pathspec` the champion of the branch; returns the previous champion.
+
+    The new run is tagged before the old one is untagged, so a reader always finds a
+    champion. Each promotion leaves `promoted:<UTC time>:<how>` on the run for good.
+
+    Raises:
+        RegistryError: the champion changed since the run compared itself with it (another
+            promotion won the race), or the run is of another project branch.
+    """
+    run = get_run(pathspec)
+    if not _same_branch(run, project, branch):
+        raise RegistryError(f"{pathspec} is not a run of project {project!r}, branch {branch!r}")
+    current = find_champion(project, branch, _flow_of(run))
+    current_spec = current.pathspec if current else None
+    if current_spec != expected_champion:
+        raise RegistryError(
+            f"the champion changed to {current_spec} after this run compared itself with "
+            f"{expected_champion}; re-run training to compare with the new champion"
+        )
+    stamp = _stamp(now)
+    run.add_tags([CHAMPION_TAG, f"promoted:{stamp}:{how}"])
+    if current is not None and current.pathspec != pathspec:
+        current.add_tag(f"demoted:{stamp}:{run.id}")
+        current.remove_tag(CHAMPION_TAG)
+    return current_spec
+
+
+def rollback(pathspec: str, project: str, branch: str, now: datetime | None = None) -> str | None:
+    """Make an earlier run whose gate passed the champion again; returns the one it replaces.
+
+    Raises:
+        RegistryError: the run is unknown, failed, of another branch, or never passed a gate.
+    """
+    run = get_run(pathspec)
+    if not _same_branch(run, project, branch):
+        raise RegistryError(f"{pathspec} is not a run of project {project!r}, branch {branch!r}")
+    if not run.successful:
+        raise RegistryError(f"{pathspec} did not finish successfully; it cannot be champion")
+    verdict = getattr(run.data, "verdict", None) if run.data is not None else None
+    if verdict is None or not verdict.passed:
+        raise RegistryError(
+            f"{pathspec} never passed a gate (its verdict: "
+            f"{verdict.decision if verdict else 'none'}); rollback accepts only passed runs"
+        )
+    current = find_champion(project, branch, _flow_of(run))
+    if current is not None and current.pathspec == pathspec:
+        raise RegistryError(f"{pathspec} is already the champion")
+    return promote(
+        pathspec, project, branch, "rollback", current.pathspec if current else None, now
+    )
+
+
+def history(project: str, branch: str, flow: str = "TrainFlow") -> list[Event]:
+    """Every promotion and demotion in the branch, oldest first, read from run tags."""
+    events = []
+    for run in project_runs(flow, project, branch):
+        for tag in run.tags:
+            kind, _, rest = tag.partition(":")
+            if kind in {"promoted", "demoted"}:
+                when, _, how = rest.partition(":")
+                events.append(Event(when=when, event=kind, run=run.pathspec, how=how))
+    return sorted(events, key=lambda e: (e.when, e.event != "demoted", e.run))

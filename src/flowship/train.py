@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from sklearn.ensemble import (
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
 
 from flowship.config import ConfigError, TrainingSettings
 from flowship.data import Schema
@@ -150,11 +152,17 @@ def label_array(values: pd.Series) -> np.ndarray:
 
 
 def fit_candidate(
-    spec: CandidateSpec, train: pd.DataFrame, schema: Schema, training: TrainingSettings
+    spec: CandidateSpec,
+    train: pd.DataFrame,
+    schema: Schema,
+    training: TrainingSettings,
+    parallel_tasks: int = 1,
 ) -> CandidateResult:
     """Fit one candidate on part of the training data and score it on the rest.
 
     The validation part is a stratified, seeded split of `train`; the holdout is never seen.
+    With `parallel_tasks` candidates fitting at once, each gets an equal share of the cores
+    for its OpenMP/BLAS threads: oversubscribed OpenMP spins and is several times slower.
 
     Raises:
         ValueError: the training part is too small to split.
@@ -166,11 +174,15 @@ def fit_candidate(
         stratify=train[schema.target],
     )
     pipeline = build_pipeline(spec, schema, training.seed)
+    threads = max(1, (os.cpu_count() or 1) // max(1, parallel_tasks))
     started = time.perf_counter()
-    pipeline.fit(fit_part[schema.features], label_array(fit_part[schema.target]))
+    with threadpool_limits(limits=threads):
+        pipeline.fit(fit_part[schema.features], label_array(fit_part[schema.target]))
     seconds = time.perf_counter() - started
     proba = pipeline.predict_proba(valid_part[schema.features])
-    values = compute_metrics(valid_part[schema.target], proba, schema.classes, schema.positive_class)
+    values = compute_metrics(
+        valid_part[schema.target], proba, schema.classes, schema.positive_class
+    )
     return CandidateResult(
         spec=spec,
         metric=training.metric,

@@ -73,7 +73,9 @@ def test_multiclass_string_labels_from_csv(datastore: Path, tmp_path: Path) -> N
     import pandas as pd
 
     frame = pd.read_csv(path)
-    frame["plan"] = pd.cut(frame["monthly_charges"], [0, 45, 75, 1e9], labels=["basic", "plus", "max"])
+    frame["plan"] = pd.cut(
+        frame["monthly_charges"], [0, 45, 75, 1e9], labels=["basic", "plus", "max"]
+    )
     frame = frame.drop(columns=["monthly_charges", "total_charges", "churned"])
     frame.to_csv(path, index=False)
     config = small_config(data={"source": str(path), "target": "plan"})
@@ -84,7 +86,10 @@ def test_multiclass_string_labels_from_csv(datastore: Path, tmp_path: Path) -> N
     assert data.schema.classes == ["basic", "max", "plus"]
     assert data.metrics["accuracy"] > data.baseline_metrics["accuracy"]
     assert list(data.holdout_predictions.columns[-4:]) == [
-        "proba_basic", "proba_max", "proba_plus", "plan"
+        "proba_basic",
+        "proba_max",
+        "proba_plus",
+        "plan",
     ]
 
 

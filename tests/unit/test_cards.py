@@ -1,0 +1,115 @@
+"""Card components: the training card's parts and the importance chart's Vega-Lite spec."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pytest
+from metaflow.cards import Markdown, Table, VegaChart
+
+from flowship.cards import importance_chart, training_card
+from tests.unit.conftest import Prepared
+
+
+def _importances(features: list[str]) -> pd.DataFrame:
+    n = len(features)
+    return pd.DataFrame(
+        {
+            "feature": features,
+            "importance": [0.1 * (n - i) for i in range(n)],
+            "std": [0.01] * n,
+        }
+    )
+
+
+def _card(churn: Prepared, **overrides: Any) -> list[Any]:
+    arguments: dict[str, Any] = {
+        "best_name": "hgb[max_iter=40,max_leaf_nodes=7]",
+        "metric": "roc_auc",
+        "leaderboard": pd.DataFrame(
+            {
+                "rank": [1, 2],
+                "candidate": ["hgb[max_iter=40,max_leaf_nodes=7]", "logreg[C=1.0]"],
+                "val_roc_auc": [0.83456, 0.8],
+            }
+        ),
+        "metrics": {"roc_auc": 0.81234, "accuracy": 0.79},
+        "baseline_metrics": {"roc_auc": 0.5, "accuracy": 0.74},
+        "importances": _importances(churn.schema.features),
+        "schema": churn.schema,
+        "fingerprint": "f" * 16,
+        "lineage": {"git_sha": "0123456789abcdef0123", "git_dirty": False, "config_hash": "c" * 16},
+        "rows": (4500, 1500),
+    }
+    return training_card(**{**arguments, **overrides})
+
+
+def test_training_card_components(churn: Prepared) -> None:
+    """It is a title, the holdout metrics table, the leaderboard table and the chart."""
+    components = _card(churn)
+    assert [type(c) for c in components] == [
+        Markdown,
+        Markdown,
+        Table,
+        Markdown,
+        Table,
+        Markdown,
+        VegaChart,
+    ]
+    title = components[0].render()["source"]
+    assert title.startswith("# Training: **hgb[max_iter=40,max_leaf_nodes=7]**")
+    assert "among 2 candidates" in title
+    assert "task `binary` with classes `[0, 1]`" in title
+    assert "Train rows 4,500, holdout rows 1,500" in title
+    assert "commit `0123456789ab`;" in title
+    assert "uncommitted" not in title
+
+
+def test_training_card_tables(churn: Prepared) -> None:
+    """Metrics sit next to the baseline, sorted by name, with floats to four places."""
+    components = _card(churn)
+    metrics = components[2].render()
+    assert metrics["columns"] == ["metric", "model", "majority baseline"]
+    assert metrics["data"] == [["accuracy", "0.7900", "0.7400"], ["roc_auc", "0.8123", "0.5000"]]
+    board = components[4].render()
+    assert board["columns"] == ["rank", "candidate", "val_roc_auc"]
+    assert board["data"][0] == ["1", "hgb[max_iter=40,max_leaf_nodes=7]", "0.8346"]
+
+
+def test_training_card_chart_lists_every_feature(churn: Prepared) -> None:
+    """The chart's data has one bar per feature of the schema."""
+    spec = _card(churn)[-1].render()["spec"]
+    assert [v["feature"] for v in spec["data"]["values"]] == churn.schema.features
+
+
+def test_training_card_flags_uncommitted_changes(churn: Prepared) -> None:
+    """A dirty work tree is said so in the title."""
+    lineage = {"git_sha": "abc", "git_dirty": True, "config_hash": "c"}
+    title = _card(churn, lineage=lineage)[0].render()["source"]
+    assert "commit `abc` (uncommitted changes)" in title
+
+
+def test_training_card_without_importance_column(churn: Prepared) -> None:
+    """Importances without an `importance` column cannot be charted."""
+    broken = _importances(churn.schema.features).drop(columns=["importance"])
+    with pytest.raises(AttributeError, match="importance"):
+        _card(churn, importances=broken)
+
+
+def test_importance_chart_spec() -> None:
+    """Bars per feature, sorted by importance, titled with the metric."""
+    spec = importance_chart(_importances(["age", "region"]), "log_loss").render()["spec"]
+    assert spec["data"]["values"] == [
+        {"feature": "age", "importance": 0.2, "std": 0.01},
+        {"feature": "region", "importance": 0.1, "std": 0.01},
+    ]
+    assert spec["mark"]["type"] == "bar"
+    assert spec["encoding"]["y"]["sort"] == "-x"
+    assert spec["encoding"]["x"]["title"] == "drop in log_loss when the column is shuffled"
+
+
+def test_importance_chart_without_std() -> None:
+    """Importances without a `std` column cannot be charted."""
+    with pytest.raises(AttributeError, match="std"):
+        importance_chart(_importances(["age"]).drop(columns=["std"]), "roc_auc")

@@ -1,0 +1,80 @@
+"""`python -m flowship`: commands succeed with 0, and expected failures are one line and 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from flowship.cli import main
+from tests.helpers import small_config, write_config
+
+
+def test_sample_writes_the_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`sample` writes the asked number of rows and says where."""
+    out = tmp_path / "x.csv"
+    assert main(["sample", "--rows", "50", "--out", str(out)]) == 0
+    frame = pd.read_csv(out)
+    assert len(frame) == 50
+    assert frame["customer_id"].iloc[0] == "C00007-0000000"
+    assert capsys.readouterr().out.strip() == f"wrote 50 rows (baseline, seed 7) to {out}"
+
+
+def test_sample_scenario_and_seed(tmp_path: Path) -> None:
+    """--scenario and --seed reach the generator."""
+    out = tmp_path / "drift.parquet"
+    args = ["sample", "--rows", "60", "--seed", "2", "--scenario", "new_region", "--out", str(out)]
+    assert main(args) == 0
+    frame = pd.read_parquet(out)
+    assert frame["customer_id"].iloc[0] == "C00002-0000000"
+    assert "central" in set(frame["region"])
+
+
+def test_sample_unsupported_suffix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An unsupported output name exits 2 with one 'error:' line naming the fix."""
+    assert main(["sample", "--rows", "5", "--out", str(tmp_path / "x.json")]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: unsupported output 'x.json'")
+    assert "use a .parquet or .csv file name" in captured.err
+    assert captured.out == ""
+
+
+def test_sample_zero_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Zero rows exits 2 and writes nothing."""
+    assert main(["sample", "--rows", "0", "--out", str(tmp_path / "x.csv")]) == 2
+    assert "error: rows must be at least 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_sample_unknown_scenario_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """argparse refuses an unknown scenario with usage and status 2."""
+    with pytest.raises(SystemExit) as info:
+        main(["sample", "--scenario", "flood", "--out", "x.csv"])
+    assert info.value.code == 2
+    assert "invalid choice: 'flood'" in capsys.readouterr().err
+
+
+def test_card_without_runs(empty_datastore: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`card` before any training exits 2 and says to run `make train`."""
+    config = write_config(empty_datastore / "project.toml", small_config())
+    out = empty_datastore / "card.html"
+    assert main(["card", "--config", str(config), "--branch", "x", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no successful TrainFlow run in project 'churn', branch 'test.x'")
+    assert "run `make train` first" in err
+    assert not out.exists()
+
+
+def test_card_without_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A missing config file exits 2 naming the path."""
+    missing = tmp_path / "project.toml"
+    assert main(["card", "--config", str(missing)]) == 2
+    assert f"error: no configuration file at {missing}" in capsys.readouterr().err
+
+
+def test_card_with_invalid_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An invalid config exits 2 with the key that is wrong."""
+    config = write_config(tmp_path / "project.toml", small_config(training={"metric": "rmse"}))
+    assert main(["card", "--config", str(config)]) == 2
+    assert "'training.metric' 'rmse' is not a metric" in capsys.readouterr().err

@@ -1,0 +1,196 @@
+"""Settings: defaults, the repo's own config, and refusals that name the key and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flowship.config import (
+    ESTIMATORS,
+    METRICS,
+    ConfigError,
+    Settings,
+    load_settings,
+    parse_config,
+    read_settings,
+)
+from tests.helpers import REPO, SMALL_CONFIG, small_config, write_config
+
+
+def test_empty_config_gives_the_defaults() -> None:
+    """An empty configuration gives the documented defaults."""
+    settings = load_settings({})
+    assert settings.project.name == "churn"
+    assert settings.data.source == "sample:churn?rows=20000&seed=7"
+    assert settings.data.target == "churned"
+    assert settings.data.id_column is None
+    assert settings.data.numeric_features is None
+    assert settings.data.categorical_features is None
+    assert settings.data.positive_class is None
+    assert settings.data.test_size == 0.2
+    assert settings.data.split_seed == 42
+    assert settings.training.metric == "roc_auc"
+    assert settings.training.seed == 42
+    assert settings.training.validation_size == 0.2
+    assert settings.training.importance_rows == 5000
+    assert [(c.name, c.estimator) for c in settings.training.candidates] == [
+        ("logreg", "logistic_regression"),
+        ("hgb", "hist_gradient_boosting"),
+    ]
+    assert settings == Settings()
+
+
+def test_repo_config_parses() -> None:
+    """The repo's config/project.toml reads into settings with its three candidates."""
+    settings = read_settings(REPO / "config" / "project.toml")
+    assert settings.project.name == "churn"
+    assert settings.data.id_column == "customer_id"
+    assert settings.data.categorical_features == [
+        "contract",
+        "internet_service",
+        "payment_method",
+        "region",
+    ]
+    assert [c.name for c in settings.training.candidates] == ["logreg", "hgb", "forest"]
+    assert settings.training.candidates[1].params == {
+        "learning_rate": [0.05, 0.1],
+        "max_leaf_nodes": [15, 31],
+    }
+
+
+def test_load_settings_takes_a_parsed_mapping() -> None:
+    """SMALL_CONFIG loads with its values, nested candidate lists included."""
+    settings = load_settings(SMALL_CONFIG)
+    assert settings.data.source == "sample:churn?rows=600&seed=3"
+    assert settings.data.test_size == 0.25
+    assert settings.training.candidates[1].params == {"max_iter": [40], "max_leaf_nodes": [7, 15]}
+
+
+def test_unknown_key_lists_the_allowed_keys() -> None:
+    """An unknown key is refused, naming it and the keys its section allows."""
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown key 'data\.colour'; allowed keys here: source, target, id_column, ",
+    ):
+        load_settings(small_config(data={"colour": "red"}))
+
+
+def test_unknown_top_level_section_lists_the_sections() -> None:
+    """An unknown section is refused, listing project, data and training."""
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'colour'; allowed keys here: project, data, training"
+    ):
+        load_settings({**SMALL_CONFIG, "colour": {}})
+
+
+def test_unknown_key_inside_a_candidate_lists_candidate_keys() -> None:
+    """A misspelt candidate key names its position and the keys a candidate has."""
+    candidates = [{"name": "forest", "estimator": "random_forest", "param": {}}]
+    with pytest.raises(
+        ConfigError,
+        match=r"'training\.candidates\.0\.param'; allowed keys here: name, estimator, params",
+    ):
+        load_settings(small_config(training={"candidates": candidates}))
+
+
+def test_unknown_estimator_lists_the_estimators() -> None:
+    """An unknown estimator names the candidate's key and every allowed estimator."""
+    candidates = [{"name": "svm", "estimator": "svm"}]
+    with pytest.raises(ConfigError, match=r"'training\.candidates\.0\.estimator' = 'svm'") as info:
+        load_settings(small_config(training={"candidates": candidates}))
+    for estimator in ESTIMATORS:
+        assert f"'{estimator}'" in str(info.value)
+
+
+def test_empty_candidates_are_refused() -> None:
+    """An empty candidate list asks for at least one candidate and lists the estimators."""
+    with pytest.raises(
+        ConfigError,
+        match=r"'training\.candidates' is empty; add at least one \[\[training\.candidates\]\] "
+        r"with an estimator from logistic_regression, random_forest",
+    ):
+        load_settings(small_config(training={"candidates": []}))
+
+
+def test_invalid_metric_lists_the_metrics() -> None:
+    """A regression metric is refused, listing the classification metrics."""
+    with pytest.raises(
+        ConfigError,
+        match=r"'training\.metric' 'rmse' is not a metric.*allowed: " + ", ".join(METRICS),
+    ):
+        load_settings(small_config(training={"metric": "rmse"}))
+
+
+def test_duplicate_candidate_names_are_refused() -> None:
+    """Two candidates with one name are refused, naming the repeated name."""
+    candidates = [
+        {"name": "trees", "estimator": "random_forest"},
+        {"name": "trees", "estimator": "extra_trees"},
+    ]
+    with pytest.raises(
+        ConfigError,
+        match=r"'training\.candidates' candidate names must be unique; repeated: \['trees'\]",
+    ):
+        load_settings(small_config(training={"candidates": candidates}))
+
+
+def test_empty_parameter_grid_is_refused() -> None:
+    """A parameter with an empty list of values is refused, naming the parameter."""
+    candidates = [{"name": "forest", "estimator": "random_forest", "params": {"max_depth": []}}]
+    with pytest.raises(
+        ConfigError, match=r"params \['max_depth'\] have an empty list; give at least one value"
+    ):
+        load_settings(small_config(training={"candidates": candidates}))
+
+
+def test_feature_listed_twice_is_refused() -> None:
+    """A feature list naming one column twice is refused with its key."""
+    with pytest.raises(ConfigError, match=r"'data\.numeric_features' lists a column twice"):
+        load_settings(small_config(data={"numeric_features": ["age", "age"]}))
+
+
+def test_every_invalid_key_is_reported_at_once() -> None:
+    """Several mistakes are reported together, one line each."""
+    raw = small_config(data={"test_size": 1.5}, training={"metric": "rmse"})
+    with pytest.raises(ConfigError) as info:
+        load_settings(raw)
+    lines = str(info.value).splitlines()
+    assert lines[0] == "invalid configuration:"
+    assert len(lines) == 3
+    assert "'data.test_size' Input should be less than 1" in str(info.value)
+
+
+def test_bad_toml_is_a_config_error() -> None:
+    """Text that is not TOML is refused as such."""
+    with pytest.raises(ConfigError, match="the configuration is not valid TOML"):
+        parse_config("[data\nsource = ")
+
+
+def test_parse_config_returns_plain_mapping() -> None:
+    """Valid TOML parses into nested dicts and lists, unvalidated."""
+    assert parse_config('[data]\ntarget = "plan"\n[[training.candidates]]\nname = "x"\n') == {
+        "data": {"target": "plan"},
+        "training": {"candidates": [{"name": "x"}]},
+    }
+
+
+def test_missing_file_says_how_to_point_at_one(tmp_path: Path) -> None:
+    """A missing configuration file names the path and the CONFIG= fix."""
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError, match=rf"no configuration file at {missing}; pass CONFIG="):
+        read_settings(missing)
+
+
+def test_read_settings_reads_a_written_file(tmp_path: Path) -> None:
+    """A TOML file written from a mapping reads back into the same settings."""
+    path = write_config(tmp_path / "project.toml", small_config(data={"split_seed": 9}))
+    assert read_settings(path) == load_settings(small_config(data={"split_seed": 9}))
+
+
+def test_fingerprint_is_stable_and_follows_the_settings() -> None:
+    """Equal settings share a fingerprint; changing one value changes it."""
+    first = load_settings(SMALL_CONFIG).fingerprint()
+    assert len(first) == 16
+    assert load_settings(small_config()).fingerprint() == first
+    assert load_settings(small_config(data={"split_seed": 2})).fingerprint() != first

@@ -1,0 +1,149 @@
+"""Metrics from probabilities on hand-checked examples, metric direction, importances."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from flowship.evaluate import HIGHER_IS_BETTER, compute_importances, compute_metrics, metric_score
+
+# Four rows, positive class 1: predictions 0, 1, 0, 1 → one TP, one FP, one FN, one TN.
+Y = [0, 0, 1, 1]
+PROBA = np.array([[0.9, 0.1], [0.4, 0.6], [0.6, 0.4], [0.1, 0.9]])
+
+
+def test_binary_metrics_on_a_hand_made_example() -> None:
+    """Accuracy, precision, recall, f1, roc_auc and log_loss match hand-worked values."""
+    metrics = compute_metrics(Y, PROBA, classes=[0, 1], positive_class=1)
+    assert metrics == pytest.approx(
+        {
+            "accuracy": 0.5,
+            "precision": 0.5,
+            "recall": 0.5,
+            "f1": 0.5,
+            # 3 of the 4 (positive, negative) pairs are ordered correctly.
+            "roc_auc": 0.75,
+            "log_loss": -(math.log(0.9) + math.log(0.4)) / 2,
+        }
+    )
+
+
+def test_binary_metrics_follow_the_positive_class() -> None:
+    """With positive_class 0, recall counts the 0 rows found; roc_auc is unchanged."""
+    y = [0, 0, 0, 1]
+    proba = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.2, 0.8]])
+    as_one = compute_metrics(y, proba, classes=[0, 1], positive_class=1)
+    as_zero = compute_metrics(y, proba, classes=[0, 1], positive_class=0)
+    assert (as_one["precision"], as_one["recall"]) == (0.5, 1.0)
+    assert (as_zero["precision"], as_zero["recall"]) == pytest.approx((1.0, 2 / 3))
+    assert as_one["roc_auc"] == as_zero["roc_auc"] == 1.0
+
+
+def test_binary_string_labels_default_to_the_last_class() -> None:
+    """Without a positive class the last of the classes is positive."""
+    y = pd.Series(["no", "yes", "yes"])
+    proba = np.array([[0.8, 0.2], [0.7, 0.3], [0.1, 0.9]])
+    metrics = compute_metrics(y, proba, classes=["no", "yes"])
+    assert (metrics["precision"], metrics["recall"]) == (1.0, 0.5)
+
+
+def test_roc_auc_is_nan_with_one_class_present() -> None:
+    """roc_auc is undefined (NaN) when the labels hold only one class."""
+    metrics = compute_metrics([1, 1], np.array([[0.2, 0.8], [0.6, 0.4]]), [0, 1], 1)
+    assert math.isnan(metrics["roc_auc"])
+    assert metrics["accuracy"] == 0.5
+
+
+def test_multiclass_metrics_are_macro_averages() -> None:
+    """Three classes: f1, precision and recall average the per-class values equally."""
+    y = ["a", "b", "c", "a"]
+    # Predicted: a, b, b, a → f1 per class: a 1, b 2/3, c 0.
+    proba = np.array([[0.8, 0.1, 0.1], [0.1, 0.7, 0.2], [0.2, 0.5, 0.3], [0.6, 0.3, 0.1]])
+    metrics = compute_metrics(y, proba, classes=["a", "b", "c"])
+    assert metrics["accuracy"] == 0.75
+    assert metrics["f1"] == pytest.approx((1 + 2 / 3 + 0) / 3)
+    assert metrics["precision"] == pytest.approx((1 + 0.5 + 0) / 3)
+    assert metrics["recall"] == pytest.approx((1 + 1 + 0) / 3)
+    # One-vs-rest ranks each class's own rows above the others' even where argmax misses c.
+    assert metrics["roc_auc"] == 1.0
+    swapped = proba[:, [0, 2, 1]]  # b's and c's probabilities traded: b and c rank worse
+    assert compute_metrics(y, swapped, classes=["a", "b", "c"])["roc_auc"] < 1.0
+
+
+def test_shape_mismatch_is_refused() -> None:
+    """Probabilities that do not match the labels and classes name both shapes."""
+    with pytest.raises(ValueError, match=r"proba has shape \(4, 2\), expected \(3, 2\)"):
+        compute_metrics(Y[:3], PROBA, classes=[0, 1])
+    with pytest.raises(ValueError, match=r"expected \(4, 3\) for 4 labels and classes \[0, 1, 2\]"):
+        compute_metrics(Y, PROBA, classes=[0, 1, 2])
+
+
+def test_unknown_label_is_refused() -> None:
+    """A label outside the classes is named with the classes."""
+    with pytest.raises(
+        ValueError, match=r"labels \['7'\] are not among the model's classes \[0, 1\]"
+    ):
+        compute_metrics([0, 7, 1, 1], PROBA, classes=[0, 1])
+
+
+def test_metric_score_makes_higher_better() -> None:
+    """log_loss is negated; every other metric keeps its value."""
+    assert metric_score("log_loss", 0.3) == -0.3
+    assert metric_score("log_loss", 0.2) > metric_score("log_loss", 0.3)
+    for name in ("roc_auc", "f1", "accuracy", "precision", "recall"):
+        assert metric_score(name, 0.7) == 0.7
+    assert set(HIGHER_IS_BETTER) == {"roc_auc", "f1", "accuracy", "log_loss", "precision", "recall"}
+
+
+def test_metric_score_unknown_metric() -> None:
+    """An unknown metric name is refused with the allowed names."""
+    with pytest.raises(ValueError, match=r"unknown metric 'rmse'; allowed: roc_auc, f1, accuracy"):
+        metric_score("rmse", 1.0)
+
+
+@pytest.fixture(scope="module")
+def signal_and_noise() -> tuple[LogisticRegression, pd.DataFrame, pd.Series]:
+    """200 rows where `signal` decides the label and `noise` is unrelated; a fitted model."""
+    rng = np.random.default_rng(0)
+    features = pd.DataFrame({"noise": rng.normal(size=200), "signal": rng.normal(size=200)})
+    y = pd.Series((features["signal"] + 0.3 * rng.normal(size=200) > 0).astype(int))
+    return LogisticRegression().fit(features, y), features, y
+
+
+def test_importances_rank_signal_above_noise(signal_and_noise) -> None:
+    """An informative column outranks pure noise, whose importance is about zero."""
+    model, features, y = signal_and_noise
+    table = compute_importances(model, features, y, [0, 1], 1, "roc_auc", seed=0)
+    assert list(table.columns) == ["feature", "importance", "std"]
+    assert table["feature"].tolist() == ["signal", "noise"]
+    assert table["importance"].iloc[0] > 0.3
+    assert abs(table["importance"].iloc[1]) < 0.02
+
+
+def test_importances_of_log_loss_point_the_same_way(signal_and_noise) -> None:
+    """With log_loss, shuffling the signal still shows as a positive importance."""
+    model, features, y = signal_and_noise
+    table = compute_importances(model, features, y, [0, 1], 1, "log_loss", seed=0, n_repeats=2)
+    assert table["feature"].iloc[0] == "signal"
+    assert table["importance"].iloc[0] > 0
+
+
+def test_importances_sample_at_most_max_rows(signal_and_noise) -> None:
+    """Above max_rows a seeded sample is used, so one seed gives one table."""
+    model, features, y = signal_and_noise
+    first = compute_importances(model, features, y, [0, 1], 1, "accuracy", seed=3, max_rows=50)
+    again = compute_importances(model, features, y, [0, 1], 1, "accuracy", seed=3, max_rows=50)
+    pd.testing.assert_frame_equal(first, again)
+    full = compute_importances(model, features, y, [0, 1], 1, "accuracy", seed=3)
+    assert not first["importance"].equals(full["importance"])
+
+
+def test_importances_refuse_an_empty_frame(signal_and_noise) -> None:
+    """An empty frame has nothing to permute."""
+    model, features, y = signal_and_noise
+    with pytest.raises(ValueError, match="cannot compute importances on an empty frame"):
+        compute_importances(model, features.head(0), y.head(0), [0, 1], 1, "roc_auc", seed=0)
