@@ -33,8 +33,8 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python flows/train_flow.py --config config $(CONFIG) run --max-workers $(MAX_WORKERS) $(TRAIN_ARGS)
 	@echo
-	$(BIN)/python -m flowship card --config $(CONFIG) --out reports/train_card.html
-	@echo "Open reports/train_card.html in a browser, or: .venv/bin/python flows/train_flow.py card view evaluate"
+	$(BIN)/python -m flowship card --config $(CONFIG) --out reports/evaluate_card.html
+	@echo "Open reports/evaluate_card.html in a browser, or: .venv/bin/python flows/train_flow.py card view evaluate"
 
 ## Run the whole test suite (unit, flows)
 test: $(STAMP)
@@ -57,9 +57,9 @@ typecheck: $(STAMP)
 train: $(STAMP)
 	$(BIN)/python flows/train_flow.py --config config $(CONFIG) run --max-workers $(MAX_WORKERS) $(TRAIN_ARGS)
 
-## Write the latest TrainFlow card to reports/train_card.html (open it in a browser)
+## Write the latest TrainFlow card to reports/evaluate_card.html (open it in a browser)
 card: $(STAMP)
-	$(BIN)/python -m flowship card --config $(CONFIG) --out reports/train_card.html
+	$(BIN)/python -m flowship card --config $(CONFIG) --out reports/evaluate_card.html
 
 ## Run the speed and memory benchmarks (ratios against the named baselines)
 bench: $(STAMP)

@@ -1,26 +1,32 @@
-"""TrainFlow: train candidate models in parallel on the configured table and keep the best.
+"""TrainFlow: train candidates in parallel, gate the best with Evidently, promote the champion.
 
 Usage:
     python flows/train_flow.py run
     python flows/train_flow.py --config config path/to/other.toml run --max-workers 4
+    python flows/train_flow.py run --dry-run
+    python flows/train_flow.py run --force-promote --reason "hotfix approved by J. Doe"
+    python flows/train_flow.py --production run
     python flows/train_flow.py card view evaluate
 """
 
 from pathlib import Path
 
-from metaflow import Config, FlowSpec, card, config_expr, current, project, step
+from metaflow import Config, FlowSpec, Parameter, card, config_expr, current, project, step
 
 import flowship  # noqa: F401  (ships the library with the flow's code package)
-from flowship.cards import training_card
+from flowship.cards import render_gate_card, training_card
 from flowship.config import load_settings
 from flowship.data import load_training_data, split_dataset
-from flowship.lineage import collect_lineage
+from flowship.gate import all_checks, check_override, decide_promotion
+from flowship.lineage import collect_lineage, lineage_tags
+from flowship.quality import check_training_data, release_checks
+from flowship.registry import apply_verdict, find_champion, load_champion, record_tags
 from flowship.train import assess_model, expand_candidates, fit_candidate, select_best
 
 
 @project(name=config_expr("config.project.name"))
 class TrainFlow(FlowSpec):
-    """Load → split → train every candidate in parallel → select → evaluate on the holdout."""
+    """Load → split → train every candidate in parallel → select → evaluate → gate → promote."""
 
     config = Config(
         "config",
@@ -28,24 +34,42 @@ class TrainFlow(FlowSpec):
         parser="flowship.config.parse_config",
         help="The project's TOML configuration (data, features, candidates, gate, monitor).",
     )
+    dry_run = Parameter(
+        "dry-run", type=bool, default=False, help="Compute the verdict but never promote."
+    )
+    force_promote = Parameter(
+        "force-promote",
+        type=bool,
+        default=False,
+        help="Promote despite failing checks (audited; needs --reason).",
+    )
+    reason = Parameter("reason", default="", help="Why --force-promote is needed (recorded).")
 
     @step
     def start(self):
-        """Validate the configuration, record lineage, expand the candidate grids."""
+        """Validate the config and any override, record lineage, find the champion to beat."""
         self.settings = load_settings(self.config)
+        self.mode = check_override(
+            self.settings.gate, self.dry_run, self.force_promote, self.reason
+        )
+        self.run_pathspec = f"{current.flow_name}/{current.run_id}"
         self.lineage = collect_lineage(Path(__file__).parent, self.settings.fingerprint())
+        champion = find_champion(current.project_name, current.branch_name, current.flow_name)
+        self.champion_before = champion.pathspec if champion else None
         self.candidates = expand_candidates(self.settings.training)
         self.next(self.load)
 
     @step
     def load(self):
-        """Read the table, check it against the config, fingerprint it."""
+        """Read the table, check it against the config, fingerprint it, check its quality."""
         loaded = load_training_data(self.settings.data)
         self.data, self.schema, self.data_fingerprint = (
             loaded.frame,
             loaded.schema,
             loaded.fingerprint,
         )
+        self.data_quality = check_training_data(self.data, self.schema, self.settings.gate)
+        record_tags(self.run_pathspec, lineage_tags(self.lineage, self.data_fingerprint))
         self.next(self.split)
 
     @step
@@ -75,6 +99,7 @@ class TrainFlow(FlowSpec):
         """Rank the candidates and refit the best on the whole training part."""
         # pydantic objects re-pickle with another byte order in each branch: take one copy
         self.settings, self.schema = inputs[0].settings, inputs[0].schema
+        self.data_quality = inputs[0].data_quality
         self.merge_artifacts(inputs, exclude=["result"])
         selection = select_best(
             [i.result for i in inputs], self.train_data, self.schema, self.settings.training
@@ -89,33 +114,61 @@ class TrainFlow(FlowSpec):
     @card
     @step
     def evaluate(self):
-        """Holdout metrics vs a majority baseline, permutation importances, the card."""
+        """Holdout metrics and importances (card), then Evidently checks against the champion."""
         a = assess_model(
             self.model, self.train_data, self.holdout, self.schema, self.settings.training
         )
         self.metrics, self.baseline_metrics = a.metrics, a.baseline_metrics
         self.importances, self.holdout_predictions = a.importances, a.predictions
-        current.card.extend(
-            training_card(
-                best_name=self.best_candidate,
-                metric=self.settings.training.metric,
-                leaderboard=self.leaderboard,
-                metrics=self.metrics,
-                baseline_metrics=self.baseline_metrics,
-                importances=self.importances,
-                schema=self.schema,
-                fingerprint=self.data_fingerprint,
-                lineage=self.lineage,
-                rows=(len(self.train_data), len(self.holdout)),
-            )
+        current.card.extend(training_card(self, rows=(len(self.train_data), len(self.holdout))))
+        self.release_reports = release_checks(
+            self.model,
+            self.train_data,
+            self.holdout,
+            self.schema,
+            self.settings.gate,
+            self.settings.training.metric,
+            champion=load_champion(self.champion_before),
         )
+        self.next(self.gate)
+
+    @card(type="html")
+    @step
+    def gate(self):
+        """Decide promotion from every check; the card shows the verdict and the reports."""
+        reports = [self.data_quality, *self.release_reports]
+        self.verdict = decide_promotion(
+            all_checks(reports),
+            mode=self.mode,
+            champion=self.champion_before,
+            challenger=self.run_pathspec,
+            force=self.force_promote,
+            force_reason=self.reason,
+            user=current.username,
+        )
+        self.verdict_json = self.verdict.to_json()
+        self.reports_html = {r.title: r.html for r in reports if r.html}
+        self.html = render_gate_card(self.verdict, reports, self.lineage)
+        self.next(self.promote)
+
+    @step
+    def promote(self):
+        """Tag the verdict on the run; make it the champion only when the verdict promotes."""
+        self.replaced = apply_verdict(
+            self.run_pathspec, self.verdict, current.project_name, current.branch_name
+        )
+        self.promoted = self.verdict.promote
         self.next(self.end)
 
     @step
     def end(self):
-        """Say where to look."""
-        print(f"chosen {self.best_candidate}: {self.metrics}")
-        print(f"card: python flows/train_flow.py card view evaluate  (run {current.pathspec})")
+        """Say what happened and where to look."""
+        metric = self.settings.training.metric
+        print(f"chosen {self.best_candidate}; holdout {metric}: {self.metrics[metric]:.4f}")
+        print(f"verdict {self.verdict.id}: {self.verdict.decision}")
+        for line in self.verdict.reasons:
+            print(f"  - {line}")
+        print("gate card: python -m flowship card --step gate   (writes reports/gate_card.html)")
 
 
 if __name__ == "__main__":

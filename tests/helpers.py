@@ -37,6 +37,7 @@ SMALL_CONFIG: dict[str, Any] = {
             },
         ],
     },
+    "gate": {"min_rows": 300, "min_metrics": {"roc_auc": 0.7}, "max_regression": 0.05},
 }
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from html import escape
+from typing import Any, Protocol
 
 import pandas as pd
 from metaflow.cards import Markdown, Table, VegaChart
 
+from flowship.config import Settings
 from flowship.data import Schema
+from flowship.gate import Verdict
+from flowship.quality import QualityReport, render_reports
 
 
 def _fmt(value: Any) -> str:
@@ -46,40 +50,103 @@ def importance_chart(importances: pd.DataFrame, metric: str) -> VegaChart:
     return VegaChart(spec)
 
 
-def training_card(
-    *,
-    best_name: str,
-    metric: str,
-    leaderboard: pd.DataFrame,
-    metrics: dict[str, float],
-    baseline_metrics: dict[str, float],
-    importances: pd.DataFrame,
-    schema: Schema,
-    fingerprint: str,
-    lineage: dict[str, Any],
-    rows: tuple[int, int],
-) -> list[Any]:
+class TrainingResults(Protocol):
+    """What the training card reads: the artifacts of TrainFlow's evaluate step."""
+
+    best_candidate: str
+    settings: Settings
+    leaderboard: pd.DataFrame
+    metrics: dict[str, float]
+    baseline_metrics: dict[str, float]
+    importances: pd.DataFrame
+    schema: Schema
+    data_fingerprint: str
+    lineage: dict[str, Any]
+
+
+def training_card(results: TrainingResults, rows: tuple[int, int]) -> list[Any]:
     """The training card: the choice, holdout metrics vs a baseline, leaderboard, importances."""
+    metric = results.settings.training.metric
+    metrics, baseline = results.metrics, results.baseline_metrics
     comparison = pd.DataFrame(
         [
-            {"metric": k, "model": metrics[k], "majority baseline": baseline_metrics.get(k)}
+            {"metric": k, "model": metrics[k], "majority baseline": baseline.get(k)}
             for k in sorted(metrics)
         ]
     )
+    lineage, schema = results.lineage, results.schema
     dirty = " (uncommitted changes)" if lineage.get("git_dirty") else ""
     return [
         Markdown(
-            f"# Training: **{best_name}**\n"
-            f"Chosen by validation `{metric}` among {len(leaderboard)} candidates; "
+            f"# Training: **{results.best_candidate}**\n"
+            f"Chosen by validation `{metric}` among {len(results.leaderboard)} candidates; "
             f"task `{schema.task}` with classes `{schema.classes}`.\n\n"
             f"Train rows {rows[0]:,}, holdout rows {rows[1]:,}; data fingerprint "
-            f"`{fingerprint}`; commit `{str(lineage.get('git_sha'))[:12]}`{dirty}; "
+            f"`{results.data_fingerprint}`; commit `{str(lineage.get('git_sha'))[:12]}`{dirty}; "
             f"config `{lineage.get('config_hash')}`."
         ),
         Markdown("## Holdout metrics"),
         _table(comparison),
         Markdown("## Leaderboard (validation split of the training part)"),
-        _table(leaderboard),
+        _table(results.leaderboard),
         Markdown("## Permutation importance on the holdout"),
-        importance_chart(importances, metric),
+        importance_chart(results.importances, metric),
     ]
+
+
+_STATUS_STYLE = {
+    "pass": ("#1a7f37", "#dafbe1", "PASS"),
+    "fail": ("#cf222e", "#ffebe9", "FAIL"),
+    "warn": ("#9a6700", "#fff8c5", "WARN"),
+    "skipped": ("#57606a", "#f6f8fa", "SKIP"),
+}
+_DECISION_STYLE = {
+    "promote": ("#1a7f37", "PROMOTED"),
+    "override": ("#8250df", "PROMOTED BY OVERRIDE"),
+    "block": ("#cf222e", "BLOCKED"),
+    "dry-run": ("#0969da", "DRY RUN"),
+}
+
+
+def render_gate_card(
+    verdict: Verdict, reports: list[QualityReport], lineage: dict[str, Any]
+) -> str:
+    """The gate card as one HTML page: the decision, every check at a glance, then the reports."""
+    colour, title = _DECISION_STYLE[verdict.decision]
+    counts = verdict.summary()
+    rows = []
+    for check in verdict.checks:
+        fg, bg, word = _STATUS_STYLE[check.status]
+        value = "" if check.value is None else f"{check.value:.4g}"
+        rows.append(
+            f'<tr><td style="background:{bg};color:{fg};font-weight:600">{word}</td>'
+            f"<td>{escape(check.group)}</td><td>{escape(check.name)}</td>"
+            f"<td>{escape(check.column or '')}</td><td>{value}</td>"
+            f"<td>{escape(check.condition)}</td><td>{'yes' if check.critical else 'no'}</td>"
+            f"<td>{escape(check.description)}</td></tr>"
+        )
+    reasons = "".join(f"<li>{escape(r)}</li>" for r in verdict.reasons)
+    override = ""
+    if verdict.override:
+        failing = ", ".join(verdict.override.failing_checks) or "none"
+        override = (
+            f"<p><b>Override</b> by {escape(verdict.override.user)}: "
+            f"{escape(verdict.override.reason)} (failing checks: {escape(failing)})</p>"
+        )
+    would = "would promote" if verdict.would_promote else "would block"
+    return f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>Gate {verdict.id}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:24px;color:#1f2328}}
+table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #d0d7de;padding:4px 8px;
+text-align:left;vertical-align:top}}th{{background:#f6f8fa}}</style></head><body>
+<h1 style="color:{colour}">{title}</h1>
+<p>Verdict <code>{verdict.id}</code> at {escape(verdict.created_at)}; mode <b>{verdict.mode}</b>
+(the checks alone {would}).<br>Challenger <code>{escape(verdict.challenger or "?")}</code>, champion
+before this run <code>{escape(verdict.champion or "none")}</code>.<br>Commit
+<code>{escape(str(lineage.get("git_sha", "unknown"))[:12])}</code>, config
+<code>{escape(str(lineage.get("config_hash", "")))}</code>.</p>
+<p><b>{counts["pass"]}</b> passed, <b>{counts["fail"]}</b> failed, <b>{counts["warn"]}</b> warnings,
+<b>{counts["skipped"]}</b> skipped.</p><ul>{reasons}</ul>{override}
+<table><tr><th>status</th><th>group</th><th>check</th><th>column</th><th>value</th>
+<th>condition</th><th>critical</th><th>Evidently says</th></tr>{"".join(rows)}</table>
+{render_reports([r for r in reports if r.html])}
+</body></html>"""

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from flowship.config import DEFAULT_CONFIG_PATH, ConfigError, read_settings
 from flowship.sample_data import SCENARIOS, write_sample
@@ -22,14 +23,99 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _cmd_card(args: argparse.Namespace) -> int:
-    from flowship.registry import branch_name, latest_successful_run, write_card
+    from flowship.registry import latest_successful_run, write_card
 
-    settings = read_settings(args.config)
-    branch = branch_name(args.branch, args.production)
-    run = latest_successful_run(args.flow, settings.project.name, branch)
-    path = write_card(run, args.step, Path(args.out))
+    project, branch = _scope(args)
+    run = latest_successful_run(args.flow, project, branch)
+    path = write_card(run, args.step, Path(args.out or f"reports/{args.step}_card.html"))
     print(f"{run.pathspec} card for step '{args.step}' written to {path}")
     return 0
+
+
+def _scope(args: argparse.Namespace) -> tuple[str, str]:
+    from flowship.registry import branch_name
+
+    settings = read_settings(args.config)
+    return settings.project.name, branch_name(args.branch, args.production)
+
+
+def _cmd_champion(args: argparse.Namespace) -> int:
+    from flowship.registry import describe_run, find_champion
+
+    project, branch = _scope(args)
+    run = find_champion(project, branch)
+    if run is None:
+        raise _UserError(
+            f"no champion in project '{project}', branch '{branch}' yet: run `make train`"
+        )
+    print(describe_run(run))
+    return 0
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from flowship.registry import history
+
+    project, branch = _scope(args)
+    events = history(project, branch)
+    if not events:
+        print(f"no promotions yet in project '{project}', branch '{branch}'")
+        return 0
+    print(f"{'when (UTC)':18} {'event':9} {'run':32} how")
+    for e in events:
+        print(f"{e.when:18} {e.event:9} {e.run:32} {e.how}")
+    return 0
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    from flowship.registry import rollback
+
+    project, branch = _scope(args)
+    replaced = rollback(args.run, project, branch)
+    print(f"{args.run} is the champion again (replacing {replaced or 'none'})")
+    return 0
+
+
+def _cmd_verdict(args: argparse.Namespace) -> int:
+    from flowship.gate import format_verdict
+    from flowship.registry import get_run, latest_successful_run, run_data
+
+    project, branch = _scope(args)
+    run = (
+        latest_successful_run("TrainFlow", project, branch)
+        if args.run == "latest"
+        else get_run(args.run)
+    )
+    data = run_data(run)
+    verdict = getattr(data, "verdict", None)
+    if verdict is None:
+        raise _UserError(f"{run.pathspec} has no verdict (it ran before the gate existed)")
+    print(format_verdict(verdict, markdown=args.markdown))
+    if args.json:
+        out = Path(args.json)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "verdict.json").write_text(verdict.to_json())
+        print(f"verdict written to {out / 'verdict.json'}", file=sys.stderr)
+    if args.html:
+        out = Path(args.html)
+        out.mkdir(parents=True, exist_ok=True)
+        for i, (title, html) in enumerate(data.reports_html.items()):
+            slug = "".join(ch if ch.isalnum() else "-" for ch in title.lower())
+            name = f"{i + 1}-{slug}.html"
+            (out / name).write_text(html)
+        print(f"{len(data.reports_html)} Evidently report(s) written to {out}", file=sys.stderr)
+    if args.fail_on_block and not verdict.passed:
+        return 1
+    return 0
+
+
+def _scoped(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help)
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG_PATH), help="project TOML")
+    parser.add_argument(
+        "--branch", default=None, help="project branch given to the flow's --branch"
+    )
+    parser.add_argument("--production", action="store_true", help="the production branch")
+    return parser
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,14 +129,27 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", required=True, help="output file (.parquet or .csv)")
     sample.set_defaults(func=_cmd_sample)
 
-    card = sub.add_parser("card", help="write the newest successful run's card to an HTML file")
-    card.add_argument("--config", default=str(DEFAULT_CONFIG_PATH), help="project TOML")
+    card = _scoped(sub, "card", "write the newest successful run's card to an HTML file")
     card.add_argument("--flow", default="TrainFlow", help="flow name")
     card.add_argument("--step", default="evaluate", help="step whose card to write")
-    card.add_argument("--branch", default=None, help="project branch given to the flow's --branch")
-    card.add_argument("--production", action="store_true", help="the production branch")
-    card.add_argument("--out", default="reports/train_card.html", help="output HTML file")
+    card.add_argument("--out", help="output HTML file (default reports/<step>_card.html)")
     card.set_defaults(func=_cmd_card)
+
+    champion = _scoped(sub, "champion", "show the champion: run, metrics, lineage, promoted when")
+    champion.set_defaults(func=_cmd_champion)
+    hist = _scoped(sub, "history", "every promotion and demotion, oldest first")
+    hist.set_defaults(func=_cmd_history)
+    back = _scoped(sub, "rollback", "make an earlier run whose gate passed the champion again")
+    back.add_argument("--run", required=True, help="run pathspec, e.g. TrainFlow/1732440000000000")
+    back.set_defaults(func=_cmd_rollback)
+
+    verdict = _scoped(sub, "verdict", "print a TrainFlow run's gate verdict")
+    verdict.add_argument("--run", default="latest", help="run pathspec or 'latest'")
+    verdict.add_argument("--fail-on-block", action="store_true", help="exit 1 when blocked")
+    verdict.add_argument("--markdown", action="store_true", help="Markdown (CI summaries)")
+    verdict.add_argument("--json", metavar="DIR", help="also write verdict.json to DIR")
+    verdict.add_argument("--html", metavar="DIR", help="also write the Evidently reports to DIR")
+    verdict.set_defaults(func=_cmd_verdict)
     return parser
 
 
@@ -62,5 +161,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except (ConfigError, DataValidationError, LookupError, ValueError, _UserError) as exc:
+        # LookupError covers RegistryError; ValueError covers GateError
         print(f"error: {exc}", file=sys.stderr)
         return 2

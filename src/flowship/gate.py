@@ -9,34 +9,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Status = Literal["pass", "fail", "warn", "skipped"]
-Group = Literal["data_quality", "drift", "model_quality", "champion"]
+from flowship.config import GateSettings
+from flowship.quality import CheckResult, QualityReport
+
 Mode = Literal["enforce", "dry-run"]
 
 
 class GateError(ValueError):
     """A request the gate refuses (e.g. an override without a reason)."""
-
-
-class CheckResult(BaseModel):
-    """One check, as read from Evidently's test results."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    group: Group
-    status: Status
-    critical: bool
-    value: float | None = None
-    threshold: float | None = None
-    condition: str = ""
-    column: str | None = None
-    description: str = ""
-
-    @property
-    def blocking(self) -> bool:
-        """A failed critical check blocks promotion; anything else only informs."""
-        return self.critical and self.status == "fail"
 
 
 class Override(BaseModel):
@@ -81,6 +61,27 @@ class Verdict(BaseModel):
         return self.model_dump_json(indent=2)
 
 
+def check_override(gate: GateSettings, dry_run: bool, force: bool, reason: str) -> Mode:
+    """The gate mode for this run, refusing a bad override before any training is done.
+
+    Raises:
+        GateError: `--force-promote` without `--reason`, or combined with a dry run.
+    """
+    mode: Mode = "dry-run" if dry_run or gate.mode == "dry-run" else "enforce"
+    if force and not reason.strip():
+        raise GateError(
+            '--force-promote needs --reason "why": an override without a reason is refused'
+        )
+    if force and mode == "dry-run":
+        raise GateError("--force-promote cannot be combined with a dry run")
+    return mode
+
+
+def all_checks(reports: list[QualityReport]) -> list[CheckResult]:
+    """Every check of every report, in report order."""
+    return [check for report in reports for check in report.checks]
+
+
 def decide_promotion(
     checks: list[CheckResult],
     *,
@@ -123,8 +124,8 @@ def decide_promotion(
     blocking = [c for c in checks if c.blocking]
     warnings = [c for c in checks if c.status == "warn" or (c.status == "fail" and not c.critical)]
     would_promote = not blocking
-    reasons = [f"{_label(c)} failed: {_observed(c)}" for c in blocking]
-    reasons += [f"{_label(c)} warns: {_observed(c)}" for c in warnings]
+    reasons = [f"{c.label} failed: {_observed(c)}" for c in blocking]
+    reasons += [f"{c.label} warns: {_observed(c)}" for c in warnings]
     if champion is None:
         reasons.append("no champion yet: the decision rests on data and model quality alone")
 
@@ -132,7 +133,7 @@ def decide_promotion(
     if force:
         decision, promote = "override", True
         override = Override(
-            user=user, reason=force_reason or "", failing_checks=[_label(c) for c in blocking]
+            user=user, reason=force_reason or "", failing_checks=[c.label for c in blocking]
         )
         reasons.insert(0, f"override by {user}: {force_reason}")
     elif mode == "dry-run":
@@ -170,12 +171,39 @@ def decide_promotion(
     )
 
 
-def _label(check: CheckResult) -> str:
-    return f"{check.name} [{check.column}]" if check.column else check.name
-
-
 def _observed(check: CheckResult) -> str:
     if check.value is None:
         return check.description or check.condition
     value = f"{check.value:.4g}"
     return f"{value} (needs {check.condition})" if check.condition else value
+
+
+_ICONS = {"pass": "✅", "fail": "❌", "warn": "⚠️", "skipped": "⏭️"}
+
+
+def format_verdict(verdict: Verdict, markdown: bool = False) -> str:
+    """The verdict as text for a terminal, or as Markdown for a CI job summary / PR comment."""
+    head = f"verdict {verdict.id}: {verdict.decision.upper()} (mode {verdict.mode})"
+    lines = [f"### Gate {head}" if markdown else head]
+    lines.append(f"challenger {verdict.challenger}, champion before {verdict.champion or 'none'}")
+    lines += [f"- {reason}" for reason in verdict.reasons]
+    if markdown:
+        lines += [
+            "",
+            "| | check | column | value | condition | critical |",
+            "|---|---|---|---|---|---|",
+        ]
+    for c in verdict.checks:
+        value = "" if c.value is None else f"{c.value:.4g}"
+        critical = "yes" if c.critical else "no"
+        if markdown:
+            lines.append(
+                f"| {_ICONS[c.status]} | {c.name} | {c.column or ''} | {value} | "
+                f"{c.condition} | {critical} |"
+            )
+        else:
+            lines.append(
+                f"  {c.status.upper():7} {c.label:40} {value:>10} {c.condition:>12}"
+                f"{'' if c.critical else '  (informative)'}"
+            )
+    return "\n".join(lines)

@@ -69,3 +69,11 @@ def collect_lineage(repo: Path, config_hash: str) -> dict[str, Any]:
         "platform": platform.platform(terse=True),
         "packages": package_versions(),
     }
+
+
+def lineage_tags(lineage: dict[str, Any], data_fingerprint: str) -> list[str]:
+    """Run tags that make a run findable by commit, data and config."""
+    tags = [f"data:{data_fingerprint}", f"config:{lineage['config_hash']}"]
+    sha = str(lineage.get("git_sha", "unknown"))
+    tags.append(f"git:{sha[:12]}{'-dirty' if lineage.get('git_dirty') else ''}")
+    return tags

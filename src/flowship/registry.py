@@ -231,3 +231,42 @@ def history(project: str, branch: str, flow: str = "TrainFlow") -> list[Event]:
                 when, _, how = rest.partition(":")
                 events.append(Event(when=when, event=kind, run=run.pathspec, how=how))
     return sorted(events, key=lambda e: (e.when, e.event != "demoted", e.run))
+
+
+def record_tags(pathspec: str, tags: list[str]) -> None:
+    """Add tags to a run (lineage, verdicts); existing tags are kept."""
+    get_run(pathspec).add_tags(tags)
+
+
+def apply_verdict(pathspec: str, verdict: Any, project: str, branch: str) -> str | None:
+    """Record the gate's decision on the run and promote it when the verdict says so.
+
+    Returns the champion it replaced (None when there was none or nothing was promoted).
+    """
+    gate_tag = GATE_PASSED_TAG if verdict.passed else GATE_BLOCKED_TAG
+    record_tags(pathspec, [gate_tag, f"verdict:{verdict.id}", f"decision:{verdict.decision}"])
+    if not verdict.promote:
+        return None
+    how = f"{verdict.decision}-{verdict.id}"
+    return promote(pathspec, project, branch, how, expected_champion=verdict.champion)
+
+
+def describe_run(run: Run) -> str:
+    """A readable account of a TrainFlow run: metrics, lineage, verdict, promotions."""
+    data = run_data(run)
+    lineage = data.lineage
+    metric = data.settings.training.metric
+    promoted = sorted(t.split(":", 2)[1:] for t in run.tags if t.startswith("promoted:"))
+    lines = [
+        f"champion   {run.pathspec}  (finished {run.finished_at})",
+        f"model      {data.best_candidate}; holdout {metric} {data.metrics[metric]:.4f}",
+        "metrics    " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(data.metrics.items())),
+        f"data       fingerprint {data.data_fingerprint}; {len(data.train_data):,} train rows",
+        f"commit     {lineage['git_sha']}{' (dirty)' if lineage.get('git_dirty') else ''}",
+        f"config     {lineage['config_hash']}",
+    ]
+    verdict = getattr(data, "verdict", None)
+    if verdict is not None:
+        lines.append(f"verdict    {verdict.id}: {verdict.decision}")
+    lines += [f"promoted   {when} by {how}" for when, how in promoted]
+    return "\n".join(lines)

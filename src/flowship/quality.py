@@ -1,0 +1,473 @@
+"""Every Evidently report and its checks, returned as plain results (the only Evidently importer).
+
+Each check's status, value and threshold are read back from Evidently's own test results
+(`snapshot.json()`), never recomputed here. Evidently is imported inside the functions: it
+takes seconds to import and the service and the CLI must not pay for it.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from flowship.config import GateSettings
+
+if TYPE_CHECKING:
+    from flowship.data import Schema
+
+Status = Literal["pass", "fail", "warn", "skipped"]
+Group = Literal["data_quality", "drift", "model_quality", "champion"]
+_STATUS: dict[str, Status] = {
+    "SUCCESS": "pass",
+    "FAIL": "fail",
+    "WARNING": "warn",
+    "ERROR": "fail",
+    "SKIPPED": "skipped",
+}
+_OPS = {
+    "GreaterOrEqual": ">=",
+    "GreaterThan": ">",
+    "LessOrEqual": "<=",
+    "LessThan": "<",
+    "Equal": "==",
+    "NotEqual": "!=",
+}
+# Our metric names → Evidently metric class names; log_loss is a maximum, the rest minimums.
+EVIDENTLY_METRICS = {
+    "roc_auc": "RocAuc",
+    "f1": "F1Score",
+    "accuracy": "Accuracy",
+    "precision": "Precision",
+    "recall": "Recall",
+    "log_loss": "LogLoss",
+}
+
+
+class CheckResult(BaseModel):
+    """One check, as read from Evidently's test results."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    group: Group
+    status: Status
+    critical: bool
+    value: float | None = None
+    threshold: float | None = None
+    condition: str = ""
+    column: str | None = None
+    description: str = ""
+
+    @property
+    def blocking(self) -> bool:
+        """A failed critical check blocks promotion; anything else only informs."""
+        return self.critical and self.status == "fail"
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} [{self.column}]" if self.column else self.name
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    """The checks of one Evidently report and the report itself as self-contained HTML."""
+
+    title: str
+    checks: list[CheckResult]
+    html: str = field(repr=False)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def _snapshot_tests(snapshot: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    payload = json.loads(snapshot.json())
+    values = {m["id"]: m["value"] for m in payload["metrics"]}
+    return payload["tests"], values
+
+
+def _observed(test: dict[str, Any], value: Any) -> float | None:
+    """The tested number: count or share of count metrics, one label of by-label metrics."""
+    bound = test["bound_test"]
+    kind = bound["type"].rsplit(":", 1)[-1]
+    if kind == "CountBoundTest":
+        value = value["count" if bound["is_count"] else "share"]
+    elif kind == "ByLabelCountBoundTest":
+        value = value[bound["slot"] + "s"].get(str(bound.get("label")), 0.0)
+    elif kind == "ByLabelBoundTest":
+        value = value.get(str(bound.get("label")))
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _read_checks(
+    snapshot: Any,
+    group: Group,
+    name_of: dict[str, str],
+    *,
+    critical: bool | None = None,
+    reference: dict[str, float] | None = None,
+) -> list[CheckResult]:
+    """Turn a snapshot's tests into CheckResults; `name_of` maps metric ids to check names."""
+    tests, values = _snapshot_tests(snapshot)
+    checks = []
+    for test in tests:
+        metric_id = test["metric_config"]["metric_id"]
+        params = test["metric_config"]["params"]
+        config = test["test_config"]
+        threshold = config.get("threshold", config.get("expected", params.get("threshold")))
+        op = _OPS.get(config.get("type", "").rsplit(":", 1)[-1].replace("MetricTest", ""), "")
+        ref = (reference or {}).get(metric_id)
+        if isinstance(threshold, dict):  # Reference(absolute=...): relative to the champion
+            margin = threshold.get("absolute") or 0.0
+            threshold = None if ref is None else ref + (-margin if op.startswith(">") else margin)
+        status = _STATUS.get(test["status"], "fail")
+        is_critical = bool(config.get("is_critical", True)) if critical is None else critical
+        if not is_critical and status == "fail":
+            status = "warn"
+        name = name_of.get(metric_id, params["type"].rsplit(":", 1)[-1])
+        label = test["bound_test"].get("label")
+        checks.append(
+            CheckResult(
+                name=name if label is None else f"{name} of {label!r}",
+                group=group,
+                status=status,
+                critical=is_critical,
+                value=_observed(test, values.get(metric_id)),
+                threshold=float(threshold) if isinstance(threshold, int | float) else None,
+                condition=f"{op} {threshold:.4g}" if isinstance(threshold, int | float) else op,
+                column=params.get("column"),
+                description=test.get("description", ""),
+            )
+        )
+    return checks
+
+
+def _report(metrics: list[Any], **kwargs: Any) -> Any:
+    from evidently import Report
+
+    return Report(metrics, **kwargs)
+
+
+def _html(snapshot: Any) -> str:
+    return str(snapshot.get_html_str(as_iframe=False))
+
+
+def _dataset(frame: pd.DataFrame, definition: Any) -> Any:
+    from evidently import Dataset
+
+    return Dataset.from_pandas(frame, data_definition=definition)
+
+
+def _distinct_count_metric() -> Any:
+    """Evidently has no per-column 'number of distinct values' metric; this adds one."""
+    global _DISTINCT
+    if _DISTINCT is not None:
+        return _DISTINCT
+    from evidently.core.metric_types import (
+        ColumnMetric,
+        SingleValueCalculation,
+        SingleValueMetric,
+    )
+
+    class DistinctValueCount(ColumnMetric, SingleValueMetric):
+        """Number of distinct non-missing values in `column`."""
+
+    class DistinctValueCountCalculation(SingleValueCalculation[DistinctValueCount]):
+        def calculate(self, context: Any, current_data: Any, reference_data: Any) -> Any:
+            def count(data: Any) -> Any:
+                column = data.as_dataframe()[self.metric.column]
+                return self.result(int(column.nunique(dropna=True)))
+
+            return count(current_data), None if reference_data is None else count(reference_data)
+
+        def display_name(self) -> str:
+            return f"Distinct values in column '{self.metric.column}'"
+
+    _DISTINCT = DistinctValueCount
+    return _DISTINCT
+
+
+_DISTINCT: Any = None
+
+
+def check_training_data(frame: pd.DataFrame, schema: Schema, gate: GateSettings) -> QualityReport:
+    """Data quality of a training table: rows, missing shares, constant features, classes.
+
+    Every check is critical: a table that fails one must not produce a champion.
+    """
+    from evidently import DataDefinition
+    from evidently.metrics import MissingValueCount, RowCount, UniqueValueCount
+    from evidently.tests import gt, gte, lte
+
+    distinct = _distinct_count_metric()
+    columns = [*schema.features, schema.target]
+    metrics: list[Any] = [RowCount(tests=[gte(gate.min_rows)])]
+    names: list[str] = ["row count"]
+    for column in columns:
+        metrics.append(MissingValueCount(column=column, share_tests=[lte(gate.max_missing_share)]))
+        names.append("missing share")
+    for column in schema.features:
+        metrics.append(distinct(column=column, tests=[gt(1)]))
+        names.append("not constant")
+    metrics.append(distinct(column=schema.target, tests=[gte(2)]))
+    names.append("target classes")
+    labels = frame[schema.target].dropna().unique().tolist()
+    metrics.append(
+        UniqueValueCount(
+            column=schema.target,
+            share_tests={label: [gte(gate.min_class_share)] for label in labels},
+        )
+    )
+    names.append("class share")
+    data = frame[columns].copy()
+    definition = DataDefinition(
+        numerical_columns=list(schema.numeric),
+        categorical_columns=[*schema.categorical, schema.target],
+    )
+    report = _report(metrics)
+    snapshot = report.run(_dataset(data, definition))
+    name_of = {m.get_fingerprint(): n for m, n in zip(metrics, names, strict=True)}
+    checks = _read_checks(snapshot, "data_quality", name_of)
+    return QualityReport("Data quality of the training data", checks, _html(snapshot))
+
+
+def check_drift(
+    current: pd.DataFrame,
+    reference: pd.DataFrame,
+    schema: Schema,
+    max_drifted_share: float,
+    blocking: bool,
+    title: str = "Drift of the training data against the champion's",
+) -> QualityReport:
+    """Per-column drift (Evidently's defaults per type) and the share of drifted columns.
+
+    The share check is critical when `blocking`; each column's own drift only informs.
+    """
+    from evidently import DataDefinition
+    from evidently.metrics import DriftedColumnsCount, ValueDrift
+    from evidently.tests import lte
+
+    columns = [c for c in schema.features if c in current.columns and c in reference.columns]
+    definition = DataDefinition(
+        numerical_columns=[c for c in schema.numeric if c in columns],
+        categorical_columns=[c for c in schema.categorical if c in columns],
+    )
+    share = DriftedColumnsCount(
+        columns=columns, share_tests=[lte(max_drifted_share, is_critical=blocking)]
+    )
+    per_column = [ValueDrift(column=c) for c in columns]
+    report = _report([share, *per_column], include_tests=True)
+    snapshot = report.run(
+        _dataset(_plain_frame(current[columns]), definition),
+        _dataset(_plain_frame(reference[columns]), definition),
+    )
+    name_of = {share.get_fingerprint(): "drifted share"}
+    name_of.update({m.get_fingerprint(): "column drift" for m in per_column})
+    checks = [
+        c if c.name == "drifted share" else c.model_copy(update={"critical": False})
+        for c in _read_checks(snapshot, "drift", name_of)
+    ]
+    checks = [
+        c.model_copy(update={"status": "warn"}) if not c.critical and c.status == "fail" else c
+        for c in checks
+    ]
+    drifted = [c.column for c in checks if c.name == "column drift" and c.status != "pass"]
+    return QualityReport(title, checks, _html(snapshot), {"drifted_columns": drifted})
+
+
+def _plain_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Categories as plain strings: Evidently compares categorical columns by value."""
+    out = frame.copy()
+    for column in out.columns:
+        if isinstance(out[column].dtype, pd.CategoricalDtype):
+            out[column] = out[column].astype(object)
+    return out
+
+
+def _scored(frame: pd.DataFrame, proba: np.ndarray, schema: Schema) -> tuple[pd.DataFrame, Any]:
+    """A frame Evidently can read as a classification: target, labels and probabilities.
+
+    Binary targets become 1 (positive) / 0 so string labels work; multiclass labels become
+    strings with one probability column per class named like the class. The predicted label
+    is the argmax, as Evidently derives labels from probabilities anyway.
+    """
+    from evidently import BinaryClassification, DataDefinition, MulticlassClassification
+
+    classes = list(schema.classes)
+    y = frame[schema.target].to_numpy()
+    if schema.task == "binary":
+        pos = classes.index(
+            schema.positive_class if schema.positive_class is not None else classes[-1]
+        )
+        out = pd.DataFrame(
+            {
+                "target": (y == schema.positive_class).astype(int),
+                "prediction": (proba.argmax(axis=1) == pos).astype(int),
+                "proba": proba[:, pos],
+            }
+        )
+        definition = DataDefinition(
+            numerical_columns=["proba"],
+            categorical_columns=["target", "prediction"],
+            classification=[
+                BinaryClassification(
+                    target="target",
+                    prediction_labels="prediction",
+                    prediction_probas="proba",
+                    pos_label=1,
+                )
+            ],
+        )
+        return out, definition
+    names = [str(c) for c in classes]
+    out = pd.DataFrame(proba, columns=names)
+    out.insert(0, "target", [str(v) for v in y])
+    out.insert(1, "prediction", np.asarray(names, dtype=object)[proba.argmax(axis=1)])
+    definition = DataDefinition(
+        numerical_columns=names,
+        categorical_columns=["target", "prediction"],
+        classification=[
+            MulticlassClassification(
+                target="target", prediction_labels="prediction", prediction_probas=names
+            )
+        ],
+    )
+    return out, definition
+
+
+def _metric(name: str, **kwargs: Any) -> Any:
+    import evidently.metrics as em
+
+    return getattr(em, EVIDENTLY_METRICS[name])(**kwargs)
+
+
+def check_model_quality(
+    holdout: pd.DataFrame, proba: np.ndarray, schema: Schema, min_metrics: dict[str, float]
+) -> QualityReport:
+    """The challenger's holdout metrics against the configured minimums (log_loss: maximum)."""
+    from evidently.tests import gte, lte
+
+    scored, definition = _scored(holdout, proba, schema)
+    metrics, name_of = [], {}
+    for name in sorted(EVIDENTLY_METRICS):
+        tests = []
+        if name in min_metrics:
+            bound = min_metrics[name]
+            tests = [lte(bound) if name == "log_loss" else gte(bound)]
+        metric = _metric(name, tests=tests)
+        metrics.append(metric)
+        name_of[metric.get_fingerprint()] = name
+    report = _report(metrics)
+    snapshot = report.run(_dataset(scored, definition))
+    checks = _read_checks(snapshot, "model_quality", name_of)
+    values = {
+        name_of[m["id"]]: float(m["value"])
+        for m in json.loads(snapshot.json())["metrics"]
+        if m["id"] in name_of and isinstance(m["value"], int | float)
+    }
+    return QualityReport("Model quality on the holdout", checks, _html(snapshot), values)
+
+
+def check_against_champion(
+    holdout: pd.DataFrame,
+    challenger_proba: np.ndarray,
+    champion_proba: np.ndarray,
+    schema: Schema,
+    metric: str,
+    max_regression: float,
+) -> QualityReport:
+    """Challenger (current) vs champion (reference) on the same holdout rows.
+
+    Passes when the challenger's metric is at least the champion's minus `max_regression`
+    (for log_loss: at most the champion's plus it). Critical.
+    """
+    from evidently.tests import Reference, gte, lte
+
+    current, definition = _scored(holdout, challenger_proba, schema)
+    reference, _ = _scored(holdout, champion_proba, schema)
+    condition = lte if metric == "log_loss" else gte
+    compared = _metric(metric, tests=[condition(Reference(absolute=max_regression))])
+    report = _report([compared])
+    snapshot = report.run(_dataset(current, definition), _dataset(reference, definition))
+    champion_value = float(
+        snapshot.context.get_reference_metric_result(compared.get_fingerprint()).value
+    )
+    checks = _read_checks(
+        snapshot,
+        "champion",
+        {compared.get_fingerprint(): f"{metric} vs champion"},
+        reference={compared.get_fingerprint(): champion_value},
+    )
+    return QualityReport(
+        "Challenger vs champion on this holdout",
+        checks,
+        _html(snapshot),
+        {"champion": champion_value, "challenger": checks[0].value if checks else None},
+    )
+
+
+def skipped_check(name: str, group: Group, description: str) -> CheckResult:
+    """A check that could not run (e.g. no champion yet), shown as such on the card."""
+    return CheckResult(
+        name=name, group=group, status="skipped", critical=False, description=description
+    )
+
+
+def render_reports(reports: Sequence[QualityReport]) -> str:
+    """The Evidently reports as iframes, to embed below a summary table in one HTML card."""
+    parts = []
+    for report in reports:
+        parts.append(
+            f"<h2>{html.escape(report.title)}</h2>"
+            f'<iframe style="width:100%;height:900px;border:1px solid #ddd" '
+            f'srcdoc="{html.escape(report.html, quote=True)}"></iframe>'
+        )
+    return "\n".join(parts)
+
+
+def release_checks(
+    model: Any,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    schema: Schema,
+    gate: GateSettings,
+    metric: str,
+    champion: Any = None,
+) -> list[QualityReport]:
+    """Model quality, drift against the champion's training data, and the champion comparison.
+
+    `champion` is the champion's artifacts (`model`, `schema`, `train_data`, `pathspec`) or
+    None. When there is none, or its schema differs from this run's, the champion checks are
+    reported as skipped with the reason.
+    """
+    proba = model.predict_proba(holdout[schema.features])
+    reports = [check_model_quality(holdout, proba, schema, gate.min_metrics)]
+    if champion is None:
+        skipped = [
+            skipped_check("drift vs champion", "drift", "no champion yet"),
+            skipped_check(f"{metric} vs champion", "champion", "no champion yet"),
+        ]
+        return [*reports, QualityReport("No champion yet", skipped, "")]
+    reports.append(
+        check_drift(train, champion.train_data, schema, gate.max_drifted_share, gate.drift_blocks)
+    )
+    old = champion.schema
+    if list(old.classes) != list(schema.classes) or not set(old.features) <= set(holdout.columns):
+        reason = (
+            f"the champion {champion.pathspec} has classes {old.classes} and features "
+            f"{old.features}; it cannot be scored on this holdout"
+        )
+        check = skipped_check(f"{metric} vs champion", "champion", reason)
+        return [*reports, QualityReport("Champion not comparable", [check], "")]
+    champion_proba = champion.model.predict_proba(holdout[old.features])
+    reports.append(
+        check_against_champion(holdout, proba, champion_proba, schema, metric, gate.max_regression)
+    )
+    return reports
