@@ -12,6 +12,9 @@ STAMP := $(VENV)/.installed
 CONFIG ?= config/project.toml
 MAX_WORKERS ?= 4
 TRAIN_ARGS ?=
+BRANCH ?=
+PRODUCTION ?=
+SCOPE := $(if $(BRANCH),--branch $(BRANCH)) $(if $(PRODUCTION),--production)
 
 export PATH := $(BIN):$(PATH)
 export USERNAME ?= $(or $(USER),flowship)
@@ -29,12 +32,13 @@ $(STAMP): pyproject.toml constraints.txt
 ## Create .venv with the pinned dependencies (constraints.txt)
 install: $(STAMP)
 
-## Install, then train on the embedded sample data and say where the card is
+## Install, train on the embedded sample data through the gate, show the champion and the cards
 demo: $(STAMP)
-	$(BIN)/python flows/train_flow.py --config config $(CONFIG) run --max-workers $(MAX_WORKERS) $(TRAIN_ARGS)
-	@echo
-	$(BIN)/python -m flowship card --config $(CONFIG) --out reports/evaluate_card.html
-	@echo "Open reports/evaluate_card.html in a browser, or: .venv/bin/python flows/train_flow.py card view evaluate"
+	$(MAKE) --no-print-directory train
+	@echo; $(MAKE) --no-print-directory champion
+	@$(BIN)/python -m flowship card --config $(CONFIG) --step evaluate
+	@$(BIN)/python -m flowship card --config $(CONFIG) --step gate
+	@echo "Open reports/evaluate_card.html (training) and reports/gate_card.html (the gate) in a browser."
 
 ## Run the whole test suite (unit, flows)
 test: $(STAMP)
@@ -53,13 +57,31 @@ format: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## Run TrainFlow (CONFIG=path/to/project.toml, MAX_WORKERS=n, TRAIN_ARGS="--branch x" ...)
+## Run TrainFlow and its gate (CONFIG=, MAX_WORKERS=, BRANCH=, PRODUCTION=1, TRAIN_ARGS="--dry-run")
 train: $(STAMP)
-	$(BIN)/python flows/train_flow.py --config config $(CONFIG) run --max-workers $(MAX_WORKERS) $(TRAIN_ARGS)
+	$(BIN)/python flows/train_flow.py --no-pylint $(SCOPE) --config config $(CONFIG) run --max-workers $(MAX_WORKERS) $(TRAIN_ARGS)
 
-## Write the latest TrainFlow card to reports/evaluate_card.html (open it in a browser)
+## Show the champion of your branch: run, metrics, lineage, when it was promoted (BRANCH=, PRODUCTION=1)
+champion: $(STAMP)
+	$(BIN)/python -m flowship champion --config $(CONFIG) $(SCOPE)
+
+## Show every promotion and demotion of the champion, oldest first
+history: $(STAMP)
+	$(BIN)/python -m flowship history --config $(CONFIG) $(SCOPE)
+
+## Make an earlier run whose gate passed the champion again: make rollback RUN=TrainFlow/<id>
+rollback: $(STAMP)
+	@test -n "$(RUN)" || { echo "usage: make rollback RUN=TrainFlow/<run id>   (see make history)"; exit 2; }
+	$(BIN)/python -m flowship rollback --config $(CONFIG) $(SCOPE) --run $(RUN)
+
+## Print the gate verdict of a run (RUN=latest); exits 1 when blocked; writes reports/gate/
+verdict: $(STAMP)
+	$(BIN)/python -m flowship verdict --config $(CONFIG) $(SCOPE) --run $(or $(RUN),latest) --fail-on-block --json reports/gate --html reports/gate
+
+## Write the latest TrainFlow cards to reports/evaluate_card.html and reports/gate_card.html
 card: $(STAMP)
-	$(BIN)/python -m flowship card --config $(CONFIG) --out reports/evaluate_card.html
+	$(BIN)/python -m flowship card --config $(CONFIG) $(SCOPE) --step evaluate
+	$(BIN)/python -m flowship card --config $(CONFIG) $(SCOPE) --step gate
 
 ## Run the speed and memory benchmarks (ratios against the named baselines)
 bench: $(STAMP)
@@ -80,4 +102,4 @@ clean:
 help:
 	@awk '/^## /{doc=substr($$0,4); next} /^[a-z][a-z-]*:/{if(doc){split($$0,t,":"); printf "  make %-12s %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
 
-.PHONY: install demo test lint format typecheck train card bench constraints clean help
+.PHONY: install demo test lint format typecheck train champion history rollback verdict card bench constraints clean help
