@@ -13,6 +13,9 @@ CONFIG ?= config/project.toml
 MAX_WORKERS ?= 4
 TRAIN_ARGS ?=
 BRANCH ?=
+PORT ?= 3000
+HOST ?= 127.0.0.1
+PREDICTION_LOG_DIR ?= logs/predictions
 PRODUCTION ?=
 SCOPE := $(if $(BRANCH),--branch $(BRANCH)) $(if $(PRODUCTION),--production)
 
@@ -78,6 +81,17 @@ rollback: $(STAMP)
 verdict: $(STAMP)
 	$(BIN)/python -m flowship verdict --config $(CONFIG) $(SCOPE) --run $(or $(RUN),latest) --fail-on-block --json reports/gate --html reports/gate
 
+## Export the champion (or RUN=TrainFlow/<id>, which must have passed its gate) and build the Bento
+bento: $(STAMP)
+	$(BIN)/python -m flowship export --config $(CONFIG) $(SCOPE) $(if $(RUN),--run $(RUN))
+	$(BIN)/bentoml build -f bentofile.yaml -o tag src | sed -n 's/^__tag__://p' > .bento-tag
+	@echo "built Bento $$(cat .bento-tag)  (serve it: make serve)"
+
+## Serve the last built Bento on 127.0.0.1:$(PORT) (HOST=0.0.0.0 to listen on all interfaces)
+serve: $(STAMP)
+	@test -s .bento-tag || { echo "no Bento built yet: run make bento"; exit 2; }
+	FLOWSHIP_PREDICTION_LOG_DIR=$(CURDIR)/$(PREDICTION_LOG_DIR) $(BIN)/bentoml serve $$(cat .bento-tag) --host $(HOST) --port $(PORT)
+
 ## Write the latest TrainFlow cards to reports/evaluate_card.html and reports/gate_card.html
 card: $(STAMP)
 	$(BIN)/python -m flowship card --config $(CONFIG) $(SCOPE) --step evaluate
@@ -95,11 +109,11 @@ constraints: $(STAMP)
 
 ## Remove the venv, the local Metaflow datastore, reports and caches
 clean:
-	rm -rf $(VENV) .metaflow reports .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
+	rm -rf $(VENV) .metaflow reports logs .bento-tag src/flowship/bento_model.json .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 ## Show this help
 help:
 	@awk '/^## /{doc=substr($$0,4); next} /^[a-z][a-z-]*:/{if(doc){split($$0,t,":"); printf "  make %-12s %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
 
-.PHONY: install demo test lint format typecheck train champion history rollback verdict card bench constraints clean help
+.PHONY: install demo test lint format typecheck train champion history rollback verdict bento serve card bench constraints clean help

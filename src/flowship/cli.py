@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -108,6 +109,26 @@ def _cmd_verdict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from flowship.registry import export_model, find_champion, get_run
+
+    settings = read_settings(args.config)
+    project, branch = _scope(args)
+    run = get_run(args.run) if args.run else find_champion(project, branch)
+    if run is None:
+        raise _UserError(f"no champion in project '{project}', branch '{branch}': run `make train`")
+    tag, metadata = export_model(run, project)
+    spec = {
+        "model_tag": tag,
+        "schema": metadata["schema"],
+        "serving": settings.serving.model_dump(mode="json"),
+    }
+    Path(args.spec).write_text(json.dumps(spec, indent=2))
+    print(f"exported {run.pathspec} as model {tag}; wrote {args.spec}", file=sys.stderr)
+    print(tag)
+    return 0
+
+
 def _scoped(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = sub.add_parser(name, help=help)
     parser.add_argument("--config", default=str(DEFAULT_CONFIG_PATH), help="project TOML")
@@ -142,6 +163,13 @@ def _parser() -> argparse.ArgumentParser:
     back = _scoped(sub, "rollback", "make an earlier run whose gate passed the champion again")
     back.add_argument("--run", required=True, help="run pathspec, e.g. TrainFlow/1732440000000000")
     back.set_defaults(func=_cmd_rollback)
+
+    export = _scoped(sub, "export", "save the champion (or --run) into the BentoML model store")
+    export.add_argument("--run", help="a run whose gate passed (default: the champion)")
+    export.add_argument(
+        "--spec", default="src/flowship/bento_model.json", help="where the service reads the tag"
+    )
+    export.set_defaults(func=_cmd_export)
 
     verdict = _scoped(sub, "verdict", "print a TrainFlow run's gate verdict")
     verdict.add_argument("--run", default="latest", help="run pathspec or 'latest'")

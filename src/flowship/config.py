@@ -119,11 +119,21 @@ class GateSettings(_Section):
         return value
 
 
+class ServingSettings(_Section):
+    workers: int = Field(default=2, ge=1, le=64)
+    max_rows: int = Field(default=1000, ge=1)
+    max_batch_rows: int = Field(default=1024, ge=1)
+    prediction_log_dir: str = "logs/predictions"
+    log_rotate_mb: float = Field(default=64.0, gt=0)
+    timeout_s: int = Field(default=30, ge=1)
+
+
 class Settings(_Section):
     project: ProjectSettings = Field(default_factory=ProjectSettings)
     data: DataSettings = Field(default_factory=DataSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     gate: GateSettings = Field(default_factory=GateSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
 
     def fingerprint(self) -> str:
         """A short hash of the effective settings (defaults included), for lineage."""

@@ -11,7 +11,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 from sklearn.model_selection import train_test_split
 
@@ -113,6 +112,8 @@ def _read_file(path: Path, columns: list[str] | None) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
+            import pyarrow.parquet as pq  # only when reading Parquet: the service never does
+
             present = pq.read_schema(path).names
             return pd.read_parquet(path, columns=_present(columns, present))
         if suffix in {".csv", ".gz"}:

@@ -154,6 +154,7 @@ def decide_promotion(
         "challenger": challenger,
         "decision": decision,
         "created_at": created,
+        "override": [user, force_reason] if force else None,
     }
     verdict_id = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
     return Verdict(

@@ -141,7 +141,9 @@ def _read_checks(
                 critical=is_critical,
                 value=_observed(test, values.get(metric_id)),
                 threshold=float(threshold) if isinstance(threshold, int | float) else None,
-                condition=f"{op} {threshold:.4g}" if isinstance(threshold, int | float) else op,
+                condition=f"{op} {threshold:.4g}"
+                if op and isinstance(threshold, int | float)
+                else "",
                 column=params.get("column"),
                 description=test.get("description", ""),
             )

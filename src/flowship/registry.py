@@ -270,3 +270,45 @@ def describe_run(run: Run) -> str:
         lines.append(f"verdict    {verdict.id}: {verdict.decision}")
     lines += [f"promoted   {when} by {how}" for when, how in promoted]
     return "\n".join(lines)
+
+
+def export_model(run: Run, model_name: str) -> tuple[str, dict[str, Any]]:
+    """Save a run's pipeline into the BentoML model store with its lineage.
+
+    Labels (searchable with `bentoml models list`) and metadata carry the run pathspec, git sha,
+    data fingerprint, verdict id, holdout metrics, the input schema and the class labels.
+
+    Raises:
+        RegistryError: the run never passed its gate.
+    """
+    import bentoml
+
+    data = run_data(run)
+    verdict = getattr(data, "verdict", None)
+    if verdict is None or not (verdict.passed or verdict.decision == "override"):
+        raise RegistryError(
+            f"{run.pathspec} did not pass its gate "
+            f"({verdict.decision if verdict else 'no verdict'}); export the champion or a passed run"
+        )
+    lineage = data.lineage
+    metadata = {
+        "run": run.pathspec,
+        "candidate": data.best_candidate,
+        "git_sha": lineage["git_sha"],
+        "git_dirty": lineage.get("git_dirty"),
+        "config_hash": lineage["config_hash"],
+        "data_fingerprint": data.data_fingerprint,
+        "verdict": {"id": verdict.id, "decision": verdict.decision, **verdict.summary()},
+        "metrics": {k: float(v) for k, v in data.metrics.items()},
+        "classes": [str(c) for c in data.schema.classes],
+        "schema": data.schema.model_dump(mode="json"),
+        "packages": lineage.get("packages", {}),
+    }
+    labels = {
+        "run_id": str(run.id),
+        "git_sha": str(lineage["git_sha"])[:12],
+        "data": data.data_fingerprint,
+        "verdict": verdict.id,
+    }
+    model = bentoml.sklearn.save_model(model_name, data.model, labels=labels, metadata=metadata)
+    return str(model.tag), metadata

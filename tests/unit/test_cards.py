@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -24,9 +25,10 @@ def _importances(features: list[str]) -> pd.DataFrame:
 
 
 def _card(churn: Prepared, **overrides: Any) -> list[Any]:
-    arguments: dict[str, Any] = {
-        "best_name": "hgb[max_iter=40,max_leaf_nodes=7]",
-        "metric": "roc_auc",
+    """The training card of hand-made evaluate-step artifacts; `overrides` replace some."""
+    results: dict[str, Any] = {
+        "best_candidate": "hgb[max_iter=40,max_leaf_nodes=7]",
+        "settings": churn.settings,  # SMALL_CONFIG: chosen by roc_auc
         "leaderboard": pd.DataFrame(
             {
                 "rank": [1, 2],
@@ -38,11 +40,10 @@ def _card(churn: Prepared, **overrides: Any) -> list[Any]:
         "baseline_metrics": {"roc_auc": 0.5, "accuracy": 0.74},
         "importances": _importances(churn.schema.features),
         "schema": churn.schema,
-        "fingerprint": "f" * 16,
+        "data_fingerprint": "f" * 16,
         "lineage": {"git_sha": "0123456789abcdef0123", "git_dirty": False, "config_hash": "c" * 16},
-        "rows": (4500, 1500),
     }
-    return training_card(**{**arguments, **overrides})
+    return training_card(SimpleNamespace(**{**results, **overrides}), rows=(4500, 1500))
 
 
 def test_training_card_components(churn: Prepared) -> None:

@@ -167,7 +167,9 @@ def test_check_training_data_constant_feature(churn: Prepared) -> None:
     """A feature with one value everywhere fails 'not constant' for that column."""
     raw = generate_churn(600, seed=3)
     raw["region"] = "north"
-    report = check_training_data(validate_dataset(raw, churn.schema), churn.schema, churn.settings.gate)
+    report = check_training_data(
+        validate_dataset(raw, churn.schema), churn.schema, churn.settings.gate
+    )
     assert _failed(report) == ["not constant [region]"]
     check = _only(report, "not constant [region]")
     assert (check.value, check.condition) == (1.0, "> 1")
@@ -316,7 +318,9 @@ def test_check_model_quality_multiclass_strings(contract: Prepared, contract_mod
 
 def test_check_against_champion_better_challenger(churn: Prepared, proba, random_proba) -> None:
     """A challenger better than the champion passes; both values are reported."""
-    report = check_against_champion(churn.holdout, proba, random_proba, churn.schema, "roc_auc", 0.05)
+    report = check_against_champion(
+        churn.holdout, proba, random_proba, churn.schema, "roc_auc", 0.05
+    )
     (check,) = report.checks
     expected = compute_metrics(churn.holdout["churned"], random_proba, [0, 1], 1)["roc_auc"]
     assert report.summary["champion"] == pytest.approx(expected, abs=1e-6)
@@ -332,7 +336,9 @@ def test_check_against_champion_better_challenger(churn: Prepared, proba, random
 
 def test_check_against_champion_worse_challenger(churn: Prepared, proba, random_proba) -> None:
     """A challenger worse than the champion minus max_regression fails."""
-    report = check_against_champion(churn.holdout, random_proba, proba, churn.schema, "roc_auc", 0.05)
+    report = check_against_champion(
+        churn.holdout, random_proba, proba, churn.schema, "roc_auc", 0.05
+    )
     (check,) = report.checks
     champion = report.summary["champion"]
     assert champion == pytest.approx(
@@ -346,7 +352,9 @@ def test_check_against_champion_worse_challenger(churn: Prepared, proba, random_
 
 def test_check_against_champion_log_loss(churn: Prepared, proba, random_proba) -> None:
     """With log_loss the challenger may be at most the champion's plus max_regression."""
-    worse = check_against_champion(churn.holdout, random_proba, proba, churn.schema, "log_loss", 0.05)
+    worse = check_against_champion(
+        churn.holdout, random_proba, proba, churn.schema, "log_loss", 0.05
+    )
     (check,) = worse.checks
     assert check.name == "log_loss vs champion"
     assert check.status == "fail"
@@ -354,7 +362,9 @@ def test_check_against_champion_log_loss(churn: Prepared, proba, random_proba) -
     assert check.condition.startswith("<= ")
     assert check.value > check.threshold
 
-    better = check_against_champion(churn.holdout, proba, random_proba, churn.schema, "log_loss", 0.05)
+    better = check_against_champion(
+        churn.holdout, proba, random_proba, churn.schema, "log_loss", 0.05
+    )
     assert [c.status for c in better.checks] == ["pass"]
 
 

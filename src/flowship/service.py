@@ -1,0 +1,132 @@
+"""The BentoML service: the champion answering `/predict`, describing itself at `/metadata`.
+
+`make bento` exports the champion and writes `bento_model.json` next to this file (the model
+tag, its input schema and the `[serving]` settings); the request schema below is generated
+from it, so `/docs.json` documents the real fields. `FLOWSHIP_BENTO_SPEC` points elsewhere.
+
+Serve with `make serve` (the built Bento) or `bentoml serve flowship.service:Flowship`.
+"""
+
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import bentoml
+from fastapi import FastAPI
+from pydantic import BaseModel, Field
+from threadpoolctl import threadpool_limits
+
+from flowship.config import ServingSettings
+from flowship.data import Schema
+from flowship.predict import (
+    Job,
+    MicroBatcher,
+    PredictionLog,
+    RowPrediction,
+    as_native,
+    predict_rows,
+    row_model,
+    split_results,
+    unknown_categories,
+)
+
+SPEC_PATH = Path(os.environ.get("FLOWSHIP_BENTO_SPEC", Path(__file__).with_name("bento_model.json")))
+if not SPEC_PATH.is_file():
+    raise RuntimeError(
+        f"{SPEC_PATH} is missing: run `make bento` (it exports the champion and writes it) "
+        "or set FLOWSHIP_BENTO_SPEC"
+    )
+SPEC = json.loads(SPEC_PATH.read_text())
+SCHEMA = Schema.model_validate(SPEC["schema"])
+SERVING = ServingSettings.model_validate(SPEC["serving"])
+Row = row_model(SCHEMA)
+
+
+class Prediction(BaseModel):
+    prediction: str | int | bool = Field(description="the most probable class")
+    probabilities: dict[str, float] = Field(description="probability of every class")
+
+
+class PredictResponse(BaseModel):
+    request_id: str
+    model_version: str = Field(description="BentoML model tag, traceable with /metadata")
+    predictions: list[Prediction]
+
+
+_EXAMPLE = [
+    {
+        **{c: (lo + hi) / 2 for c, (lo, hi) in SCHEMA.numeric_ranges.items()},
+        **{c: (SCHEMA.categories.get(c) or [None])[0] for c in SCHEMA.categorical},
+    }
+]
+UNKNOWN = bentoml.metrics.Counter(
+    name="flowship_unknown_categories",
+    documentation="Category values never seen in training (accepted; the model ignores them)",
+    labelnames=["feature"],
+)
+ROWS = bentoml.metrics.Counter(name="flowship_predicted_rows", documentation="Rows predicted")
+metadata_app = FastAPI(title="flowship model metadata")
+
+
+@bentoml.service(
+    name="flowship",
+    workers=SERVING.workers,
+    traffic={"timeout": SERVING.timeout_s},
+    logging={"access": {"enabled": False}},
+    envs=[{"name": "OMP_NUM_THREADS", "value": "1"}],
+)
+@bentoml.asgi_app(metadata_app, path="/")
+class Flowship:
+    """One tabular classifier: its pipeline takes raw records and returns class probabilities."""
+
+    model_ref = bentoml.models.BentoModel(SPEC["model_tag"])
+
+    def __init__(self) -> None:
+        # One OpenMP/BLAS thread per worker: workers = cores, so threads never oversubscribe.
+        self._limits = threadpool_limits(limits=1)
+        self.model = bentoml.sklearn.load_model(self.model_ref)
+        self.version = str(self.model_ref.tag)
+        self.metadata = {"model_version": self.version, **self.model_ref.info.metadata}
+        log_dir = os.environ.get("FLOWSHIP_PREDICTION_LOG_DIR", SERVING.prediction_log_dir)
+        self.log = PredictionLog(log_dir, self.version, SERVING.log_rotate_mb)
+        self.batcher = MicroBatcher(self._predict_batch, SERVING.max_batch_rows)
+
+    def _predict_batch(self, jobs: list[Job]) -> list[list[RowPrediction]]:
+        """One model call for every queued request; each request is logged under its id."""
+        rows = [row for job in jobs for row in job.rows]
+        results = split_results([len(j.rows) for j in jobs], predict_rows(self.model, SCHEMA, rows))
+        for job, predictions in zip(jobs, results, strict=True):
+            self.log.write(job.request_id, job.rows, predictions, job.received)
+        self.log.flush()
+        ROWS.inc(len(rows))
+        return results
+
+    @bentoml.api
+    async def predict(
+        self,
+        rows: list[Row] = Field(  # type: ignore[valid-type]
+            ..., min_length=1, max_length=SERVING.max_rows, examples=[_EXAMPLE]
+        ),
+    ) -> PredictResponse:
+        """Predict the class of each record; at most `[serving] max_rows` records per request."""
+        records = [r.model_dump() for r in rows]
+        for feature, n in unknown_categories(SCHEMA, records).items():
+            UNKNOWN.labels(feature=feature).inc(n)
+        job = Job(request_id=uuid.uuid4().hex, rows=records, received=time.time())
+        predictions = await self.batcher.submit(job)
+        return PredictResponse(
+            request_id=job.request_id,
+            model_version=self.version,
+            predictions=[
+                Prediction(prediction=as_native(p.prediction), probabilities=p.probabilities)
+                for p in predictions
+            ],
+        )
+
+    @metadata_app.get("/metadata")
+    def model_metadata(self) -> dict[str, Any]:
+        """Which model this is: run, commit, data, verdict, metrics, input schema."""
+        return self.metadata
