@@ -33,7 +33,17 @@ from flowship.predict import (
     unknown_categories,
 )
 
-SPEC_PATH = Path(os.environ.get("FLOWSHIP_BENTO_SPEC", Path(__file__).with_name("bento_model.json")))
+
+def _spec_path() -> Path:
+    """FLOWSHIP_BENTO_SPEC, else the Bento's own copy (a served Bento runs in its src/ folder,
+    where an editable install of flowship could otherwise shadow it), else next to this file."""
+    if os.environ.get("FLOWSHIP_BENTO_SPEC"):
+        return Path(os.environ["FLOWSHIP_BENTO_SPEC"])
+    in_bento = Path.cwd() / "flowship" / "bento_model.json"
+    return in_bento if in_bento.is_file() else Path(__file__).with_name("bento_model.json")
+
+
+SPEC_PATH = _spec_path()
 if not SPEC_PATH.is_file():
     raise RuntimeError(
         f"{SPEC_PATH} is missing: run `make bento` (it exports the champion and writes it) "

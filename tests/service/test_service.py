@@ -1,0 +1,174 @@
+"""The built Bento served in a subprocess on 127.0.0.1, and the service class in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import math
+
+import httpx
+import numpy as np
+import pytest
+
+from flowship.predict import read_prediction_log
+
+pytestmark = pytest.mark.slow
+
+
+def rows_of(run, n: int, start: int = 0) -> list[dict]:
+    """Raw holdout records as a client would send them (NaN → null)."""
+    frame = run.data.holdout[run.data.schema.features].iloc[start : start + n]
+    records = frame.astype(object).to_dict(orient="records")
+    return [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+        for r in records
+    ]
+
+
+def post(served, body, raw: bool = False) -> httpx.Response:
+    kwargs = {"content": body} if raw else {"json": body}
+    return httpx.post(
+        f"{served.url}/predict", headers={"content-type": "application/json"}, timeout=30, **kwargs
+    )
+
+
+def test_predictions_equal_the_champion_pipeline(served) -> None:
+    """Probabilities equal the champion pipeline's own predict_proba on the same rows."""
+    rows = rows_of(served.run, 25)
+    response = post(served, {"rows": rows})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model_version"] == served.tag and len(body["request_id"]) == 32
+    data = served.run.data
+    expected = data.model.predict_proba(data.holdout[data.schema.features].iloc[:25])
+    got = np.array(
+        [[p["probabilities"][str(c)] for c in data.schema.classes] for p in body["predictions"]]
+    )
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+    labels = [p["prediction"] for p in body["predictions"]]
+    assert labels == [data.schema.classes[i] for i in expected.argmax(axis=1)]
+
+
+def test_metadata_matches_the_champion_run(served) -> None:
+    """/metadata names the run, commit, data, verdict and metrics of the exported champion."""
+    meta = httpx.get(f"{served.url}/metadata", timeout=10).json()
+    data = served.run.data
+    assert meta["model_version"] == served.tag
+    assert meta["run"] == served.run.pathspec
+    assert meta["git_sha"] == data.lineage["git_sha"]
+    assert meta["data_fingerprint"] == data.data_fingerprint
+    assert meta["verdict"]["id"] == data.verdict.id and meta["verdict"]["decision"] == "promote"
+    assert meta["metrics"] == pytest.approx(data.metrics)
+    assert meta["schema"]["numeric"] == data.schema.numeric
+
+
+def test_docs_json_documents_the_real_fields(served) -> None:
+    """The OpenAPI document lists every feature of the stored schema as a required field."""
+    spec = httpx.get(f"{served.url}/docs.json", timeout=10).json()
+    text = json.dumps(spec)
+    for feature in served.run.data.schema.features:
+        assert f'"{feature}"' in text
+
+
+@pytest.mark.parametrize(
+    ("name", "mutate", "field"),
+    [
+        ("missing field", lambda r: r.pop("tenure_months"), "tenure_months"),
+        ("wrong type", lambda r: r.update(monthly_charges="cheap"), "monthly_charges"),
+        ("number for a category", lambda r: r.update(contract=2), "contract"),
+        ("unknown field", lambda r: r.update(colour="red"), "colour"),
+    ],
+)
+def test_bad_records_are_400_naming_the_field(served, name, mutate, field) -> None:
+    """Each kind of bad record is refused with 400 and the field named, never 5xx."""
+    row = rows_of(served.run, 1)[0]
+    mutate(row)
+    response = post(served, {"rows": [row]})
+    assert response.status_code == 400, (name, response.text)
+    assert field in response.text
+
+
+def test_bad_requests_are_4xx_never_5xx(served) -> None:
+    """Non-finite numbers, empty lists, too many rows, malformed JSON: all 4xx, field named."""
+    row = json.dumps(rows_of(served.run, 1)[0])
+    infinite = row.replace('"tenure_months": ', '"tenure_months": Infinity, "x": ', 1)
+    cases = {
+        "non-finite": (f'{{"rows": [{infinite}]}}', "tenure_months"),
+        "empty list": ('{"rows": []}', "rows"),
+        "too many rows": (json.dumps({"rows": rows_of(served.run, 51)}), "rows"),
+        "not json": ("{rows: nope", ""),
+        "no rows key": ('{"records": []}', "rows"),
+        "rows not a list": ('{"rows": 3}', "rows"),
+    }
+    for name, (body, field) in cases.items():
+        response = post(served, body, raw=True)
+        assert 400 <= response.status_code < 500, (name, response.status_code, response.text)
+        assert field in response.text, name
+
+
+def test_unknown_categories_are_accepted_and_counted(served) -> None:
+    """A category never seen in training is predicted (ignored by the model) and counted."""
+    row = rows_of(served.run, 1)[0] | {"region": "atlantis"}
+    assert post(served, {"rows": [row, row]}).status_code == 200
+    metrics = httpx.get(f"{served.url}/metrics", timeout=10).text
+    counted = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("flowship_unknown_categories_total") and 'feature="region"' in line
+    ]
+    assert counted and float(counted[0].split()[-1]) >= 2
+
+
+def test_metrics_count_requests(served) -> None:
+    """/metrics is Prometheus text whose request counter grows with each /predict call."""
+
+    def predict_count() -> float:
+        text = httpx.get(f"{served.url}/metrics", timeout=10).text
+        return sum(
+            float(line.split()[-1])
+            for line in text.splitlines()
+            if line.startswith("bentoml_service_request_total") and 'endpoint="/predict"' in line
+        )
+
+    before = predict_count()
+    for _ in range(3):
+        assert post(served, {"rows": rows_of(served.run, 1)}).status_code == 200
+    assert predict_count() == before + 3
+
+
+def test_prediction_log_holds_exactly_the_requests_sent(served) -> None:
+    """Every row of every answered request is logged once, under its request id."""
+    sent = {}
+    for i in range(4):
+        body = post(served, {"rows": rows_of(served.run, i + 1, start=10 * i)}).json()
+        sent[body["request_id"]] = i + 1
+    log = read_prediction_log(served.log_dir)
+    mine = log[log["request_id"].isin(sent)]
+    assert mine.groupby("request_id").size().to_dict() == sent
+    assert set(mine["model_version"]) == {served.tag}
+    assert {"tenure_months", "region", "prediction", "proba_0", "proba_1"} <= set(mine.columns)
+    bad = post(served, {"rows": []})
+    assert bad.status_code == 400
+    assert len(read_prediction_log(served.log_dir)) == len(log)  # refused input is not logged
+
+
+def test_service_class_in_process(spec_file, champion_run, monkeypatch, tmp_path) -> None:
+    """The service class itself: batched predictions of concurrent calls, logged, typed."""
+    monkeypatch.setenv("FLOWSHIP_BENTO_SPEC", str(spec_file))
+    monkeypatch.setenv("FLOWSHIP_PREDICTION_LOG_DIR", str(tmp_path / "log"))
+    service = importlib.import_module("flowship.service")
+    svc = service.Flowship.inner()
+    rows = [service.Row(**r) for r in rows_of(champion_run, 6)]
+
+    async def many():
+        return await asyncio.gather(*(svc.predict(rows=[r]) for r in rows))
+
+    answers = asyncio.run(many())
+    assert [a.model_version for a in answers] == [svc.version] * 6
+    data = champion_run.data
+    expected = data.model.predict_proba(data.holdout[data.schema.features].iloc[:6])[:, 1]
+    got = [a.predictions[0].probabilities["1"] for a in answers]
+    np.testing.assert_allclose(got, expected, rtol=1e-9)
+    log = read_prediction_log(tmp_path / "log")
+    assert sorted(log["request_id"]) == sorted(a.request_id for a in answers)
