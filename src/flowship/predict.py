@@ -188,6 +188,7 @@ class MicroBatcher:
         self._max_rows = max_rows
         self._queue: list[tuple[Job, asyncio.Future[Any]]] = []
         self._busy = False
+        self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowship-batch")
 
     async def submit(self, job: Job) -> Any:
@@ -197,7 +198,7 @@ class MicroBatcher:
         self._queue.append((job, future))
         if not self._busy:
             self._busy = True
-            loop.create_task(self._drain())
+            self._task = loop.create_task(self._drain())
         return await future
 
     def _take(self) -> list[tuple[Job, asyncio.Future[Any]]]:

@@ -288,7 +288,8 @@ def export_model(run: Run, model_name: str) -> tuple[str, dict[str, Any]]:
     if verdict is None or not (verdict.passed or verdict.decision == "override"):
         raise RegistryError(
             f"{run.pathspec} did not pass its gate "
-            f"({verdict.decision if verdict else 'no verdict'}); export the champion or a passed run"
+            f"({verdict.decision if verdict else 'no verdict'}); "
+            "export the champion or a passed run"
         )
     lineage = data.lineage
     metadata = {

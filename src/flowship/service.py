@@ -12,7 +12,7 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import bentoml
 from fastapi import FastAPI
@@ -52,7 +52,7 @@ if not SPEC_PATH.is_file():
 SPEC = json.loads(SPEC_PATH.read_text())
 SCHEMA = Schema.model_validate(SPEC["schema"])
 SERVING = ServingSettings.model_validate(SPEC["serving"])
-Row = row_model(SCHEMA)
+Row: Any = row_model(SCHEMA)
 
 
 class Prediction(BaseModel):
@@ -66,10 +66,10 @@ class PredictResponse(BaseModel):
     predictions: list[Prediction]
 
 
-_EXAMPLE = [
+_EXAMPLE: list[dict[str, Any]] = [
     {
         **{c: (lo + hi) / 2 for c, (lo, hi) in SCHEMA.numeric_ranges.items()},
-        **{c: (SCHEMA.categories.get(c) or [None])[0] for c in SCHEMA.categorical},
+        **{c: next(iter(SCHEMA.categories.get(c, [])), None) for c in SCHEMA.categorical},
     }
 ]
 UNKNOWN = bentoml.metrics.Counter(
@@ -117,9 +117,10 @@ class Flowship:
     @bentoml.api
     async def predict(
         self,
-        rows: list[Row] = Field(  # type: ignore[valid-type]
-            ..., min_length=1, max_length=SERVING.max_rows, examples=[_EXAMPLE]
-        ),
+        rows: Annotated[
+            list[Row],
+            Field(min_length=1, max_length=SERVING.max_rows, examples=[_EXAMPLE]),
+        ],
     ) -> PredictResponse:
         """Predict the class of each record; at most `[serving] max_rows` records per request."""
         records = [r.model_dump() for r in rows]
