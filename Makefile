@@ -83,9 +83,8 @@ verdict: $(STAMP)
 
 ## Export the champion (or RUN=TrainFlow/<id>, which must have passed its gate) and build the Bento
 bento: $(STAMP)
-	$(BIN)/python -m flowship export --config $(CONFIG) $(SCOPE) $(if $(RUN),--run $(RUN))
-	$(BIN)/bentoml build -f bentofile.yaml -o tag src | sed -n 's/^__tag__://p' > .bento-tag
-	@echo "built Bento $$(cat .bento-tag)  (serve it: make serve)"
+	$(BIN)/python -m flowship bento --config $(CONFIG) $(SCOPE) $(if $(RUN),--run $(RUN)) --tag-file .bento-tag
+	@echo "serve it: make serve"
 
 ## Serve the last built Bento on 127.0.0.1:$(PORT) (HOST=0.0.0.0 to listen on all interfaces)
 serve: $(STAMP)
@@ -109,7 +108,7 @@ constraints: $(STAMP)
 
 ## Remove the venv, the local Metaflow datastore, reports and caches
 clean:
-	rm -rf $(VENV) .metaflow reports logs .bento-tag src/flowship/bento_model.json .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
+	rm -rf $(VENV) .metaflow reports logs .bento-tag .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 ## Show this help

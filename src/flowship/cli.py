@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -109,23 +108,29 @@ def _cmd_verdict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_export(args: argparse.Namespace) -> int:
-    from flowship.registry import export_model, find_champion, get_run
+def _cmd_bento(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from flowship.registry import build_bento, export_model, find_champion, get_run
 
     settings = read_settings(args.config)
     project, branch = _scope(args)
     run = get_run(args.run) if args.run else find_champion(project, branch)
     if run is None:
         raise _UserError(f"no champion in project '{project}', branch '{branch}': run `make train`")
-    tag, metadata = export_model(run, project)
+    model_tag, metadata = export_model(run, project)
+    print(f"exported {run.pathspec} as model {model_tag}", file=sys.stderr)
     spec = {
-        "model_tag": tag,
+        "model_tag": model_tag,
         "schema": metadata["schema"],
         "serving": settings.serving.model_dump(mode="json"),
     }
-    Path(args.spec).write_text(json.dumps(spec, indent=2))
-    print(f"exported {run.pathspec} as model {tag}; wrote {args.spec}", file=sys.stderr)
-    print(tag)
+    with tempfile.TemporaryDirectory(prefix="flowship-bento-") as tmp:
+        bento_tag = build_bento(spec, Path.cwd(), Path(tmp))
+    if args.tag_file:
+        Path(args.tag_file).write_text(bento_tag + "\n")
+    print(f"built Bento {bento_tag} from model {model_tag}", file=sys.stderr)
+    print(bento_tag)
     return 0
 
 
@@ -164,12 +169,10 @@ def _parser() -> argparse.ArgumentParser:
     back.add_argument("--run", required=True, help="run pathspec, e.g. TrainFlow/1732440000000000")
     back.set_defaults(func=_cmd_rollback)
 
-    export = _scoped(sub, "export", "save the champion (or --run) into the BentoML model store")
-    export.add_argument("--run", help="a run whose gate passed (default: the champion)")
-    export.add_argument(
-        "--spec", default="src/flowship/bento_model.json", help="where the service reads the tag"
-    )
-    export.set_defaults(func=_cmd_export)
+    bento = _scoped(sub, "bento", "export the champion (or --run) and build its Bento")
+    bento.add_argument("--run", help="a run whose gate passed (default: the champion)")
+    bento.add_argument("--tag-file", help="also write the Bento tag to this file")
+    bento.set_defaults(func=_cmd_bento)
 
     verdict = _scoped(sub, "verdict", "print a TrainFlow run's gate verdict")
     verdict.add_argument("--run", default="latest", help="run pathspec or 'latest'")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -313,3 +314,35 @@ def export_model(run: Run, model_name: str) -> tuple[str, dict[str, Any]]:
     }
     model = bentoml.sklearn.save_model(model_name, data.model, labels=labels, metadata=metadata)
     return str(model.tag), metadata
+
+
+def build_bento(spec: dict[str, Any], repo: Path, workdir: Path) -> str:
+    """Build the Bento for an exported model; returns the Bento tag.
+
+    The files `bentofile.yaml` includes are staged with the model spec in `workdir/src`, so
+    the build never writes into the repository and `BENTOML_HOME` stays outside the context.
+
+    Raises:
+        RegistryError: `bentoml build` failed (its output is in the message).
+    """
+    import shutil
+    import subprocess
+    import sys
+
+    import yaml
+
+    bentofile = yaml.safe_load((repo / "bentofile.yaml").read_text())
+    src = workdir / "src"
+    for pattern in bentofile["include"]:
+        for path in (repo / "src").glob(pattern):
+            target = src / path.relative_to(repo / "src")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, target)
+    (src / "flowship" / "bento_model.json").write_text(json.dumps(spec, indent=2))
+    shutil.copy(repo / "bentofile.yaml", workdir / "bentofile.yaml")
+    bentoml = Path(sys.executable).with_name("bentoml")
+    cmd = [str(bentoml), "build", "-f", str(workdir / "bentofile.yaml"), "-o", "tag", str(src)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RegistryError(f"bentoml build failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return done.stdout.strip().splitlines()[-1].removeprefix("__tag__:")

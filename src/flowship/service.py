@@ -1,11 +1,11 @@
 """The BentoML service: the champion answering `/predict`, describing itself at `/metadata`.
 
-`make bento` exports the champion and writes `bento_model.json` next to this file (the model
-tag, its input schema and the `[serving]` settings); the request schema below is generated
-from it, so `/docs.json` documents the real fields. `FLOWSHIP_BENTO_SPEC` points elsewhere.
+`make bento` exports the champion and builds the Bento with `flowship/bento_model.json` (the
+model tag, its input schema and the `[serving]` settings) beside this module; the request
+schema below is generated from it, so `/docs.json` documents the real fields.
+`FLOWSHIP_BENTO_SPEC` points to another spec (tests, development).
 
-Serve with `make serve` (the built Bento) or `bentoml serve flowship.service:Flowship`.
-"""
+Serve the built Bento with `make serve` (it runs `bentoml serve <bento tag>`)."""
 
 import json
 import os

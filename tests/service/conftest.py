@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -15,8 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
+from flowship.registry import build_bento
 from tests.helpers import REPO, TRAIN_FLOW, run_flow, small_config
 
 
@@ -33,27 +32,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def build_bento(build_root: Path, spec: dict[str, Any]) -> str:
-    """Copy what bentofile.yaml includes into a fresh build context and build the Bento."""
-    bentofile = yaml.safe_load((REPO / "bentofile.yaml").read_text())
-    src = build_root / "src"
-    for pattern in bentofile["include"]:
-        for path in (REPO / "src").glob(pattern):
-            target = src / path.relative_to(REPO / "src")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, target)
-    (src / "flowship" / "bento_model.json").write_text(json.dumps(spec))
-    shutil.copy(REPO / "bentofile.yaml", build_root / "bentofile.yaml")
-    bentoml = Path(sys.executable).with_name("bentoml")
-    done = subprocess.run(
-        [str(bentoml), "build", "-f", str(build_root / "bentofile.yaml"), "-o", "tag", str(src)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +67,7 @@ def spec_file(champion_run: Any, tmp_path_factory: pytest.TempPathFactory) -> Pa
 def served(champion_run: Any, spec_file: Path, tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("bento")
     spec = json.loads(spec_file.read_text())
-    bento_tag = build_bento(root, spec)
+    bento_tag = build_bento(spec, REPO, root)
     port, log_dir = _free_port(), root / "predictions"
     env = {**os.environ, "FLOWSHIP_PREDICTION_LOG_DIR": str(log_dir)}
     bentoml = Path(sys.executable).with_name("bentoml")
