@@ -123,6 +123,7 @@ class ServingSettings(_Section):
     workers: int = Field(default=2, ge=1, le=64)
     max_rows: int = Field(default=1000, ge=1)
     max_batch_rows: int = Field(default=1024, ge=1)
+    log_predictions: bool = True
     prediction_log_dir: str = "logs/predictions"
     log_rotate_mb: float = Field(default=64.0, gt=0)
     timeout_s: int = Field(default=30, ge=1)

@@ -8,7 +8,6 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,28 +47,31 @@ def row_model(schema: Schema) -> type[BaseModel]:
 
 
 @dataclass(frozen=True)
-class RowPrediction:
-    prediction: Any
-    probabilities: dict[str, float]
+class Predictions:
+    """Predicted labels and class probabilities of a batch of rows, as plain Python values."""
+
+    labels: list[Any]
+    probabilities: list[list[float]]
+    classes: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, start: int, stop: int) -> Predictions:
+        return Predictions(self.labels[start:stop], self.probabilities[start:stop], self.classes)
 
 
-def predict_rows(model: Any, schema: Schema, rows: Sequence[dict[str, Any]]) -> list[RowPrediction]:
+def predict_rows(model: Any, schema: Schema, rows: Sequence[dict[str, Any]]) -> Predictions:
     """Predicted class and class probabilities for raw records (dicts of feature values)."""
+    classes = [str(c) for c in schema.classes]
     if not rows:
-        return []
+        return Predictions([], [], classes)
     frame = pd.DataFrame.from_records(rows, columns=schema.features)
     for column in schema.numeric:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     proba = model.predict_proba(frame)
-    names = [str(c) for c in schema.classes]
-    best = proba.argmax(axis=1)
-    return [
-        RowPrediction(
-            prediction=schema.classes[int(best[i])],
-            probabilities=dict(zip(names, (float(p) for p in proba[i]), strict=True)),
-        )
-        for i in range(len(rows))
-    ]
+    labels = np.asarray(schema.classes, dtype=object)[proba.argmax(axis=1)].tolist()
+    return Predictions(labels, proba.tolist(), classes)
 
 
 def unknown_categories(schema: Schema, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
@@ -84,10 +86,11 @@ def unknown_categories(schema: Schema, rows: Sequence[dict[str, Any]]) -> dict[s
 
 
 class PredictionLog:
-    """Append-only JSON lines, one line per predicted row, rotated by size.
+    """Append-only JSON lines, one line per request (its rows and their predictions), rotated
+    by size.
 
     Each worker process writes its own files (`predictions-<UTC start>-<pid>.jsonl`), so lines
-    never interleave; a file is flushed after every batch so readers see whole requests.
+    never interleave; files are flushed after every batch so readers see whole requests.
     """
 
     def __init__(self, directory: str | Path, model_version: str, rotate_mb: float = 64.0):
@@ -108,32 +111,28 @@ class PredictionLog:
         self,
         request_id: str,
         rows: Sequence[dict[str, Any]],
-        predictions: Sequence[RowPrediction],
+        predictions: Predictions,
         when: float | None = None,
     ) -> None:
-        """Log one request: its rows with their predictions."""
+        """Log one request: when, its id, the model version, its rows and their predictions."""
         ts = datetime.fromtimestamp(when or time.time(), UTC).isoformat(timespec="milliseconds")
-        lines = "".join(
-            json.dumps(
-                {
-                    "ts": ts,
-                    "request_id": request_id,
-                    "row": i,
-                    "model_version": self.model_version,
-                    "features": row,
-                    "prediction": p.prediction,
-                    "probabilities": p.probabilities,
-                },
-                separators=(",", ":"),
-            )
-            + "\n"
-            for i, (row, p) in enumerate(zip(rows, predictions, strict=True))
+        line = json.dumps(
+            {
+                "ts": ts,
+                "request_id": request_id,
+                "model_version": self.model_version,
+                "classes": predictions.classes,
+                "rows": list(rows),
+                "predictions": predictions.labels,
+                "probabilities": predictions.probabilities,
+            },
+            separators=(",", ":"),
         )
         if self._file is None or self._size >= self.rotate_bytes:
             self.close()
             self._open()
-        self._file.write(lines)
-        self._size += len(lines)
+        self._file.write(line + "\n")
+        self._size += len(line) + 1
 
     def flush(self) -> None:
         if self._file is not None:
@@ -145,25 +144,39 @@ class PredictionLog:
             self._file = None
 
 
+LOG_COLUMNS = ["ts", "request_id", "row", "model_version", "prediction"]
+
+
 def read_prediction_log(directory: str | Path, since: datetime | None = None) -> pd.DataFrame:
-    """Every logged row under `directory` (oldest first): ts, request_id, row, model_version,
-    prediction, one `proba_<class>` column per class and one column per feature."""
-    records = []
+    """Every logged row under `directory`, oldest first: ts, request_id, row (index within its
+    request), model_version, prediction, one `proba_<class>` column per class and one column
+    per feature."""
+    frames = []
     for path in sorted(Path(directory).glob("predictions-*.jsonl")):
         with path.open(encoding="utf-8") as handle:
             for line in handle:
-                if line.strip():
-                    records.append(json.loads(line))
-    if not records:
-        return pd.DataFrame(columns=["ts", "request_id", "row", "model_version", "prediction"])
-    frame = pd.json_normalize(records, sep=".")
-    frame.columns = [
-        c.removeprefix("features.").replace("probabilities.", "proba_") for c in frame.columns
-    ]
-    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+                if not line.strip():
+                    continue
+                record = json.loads(line)
+                frame = pd.DataFrame.from_records(record["rows"])
+                proba = np.asarray(record["probabilities"], dtype=float).reshape(len(frame), -1)
+                for i, name in enumerate(record["classes"]):
+                    frame[f"proba_{name}"] = proba[:, i]
+                frame.insert(0, "prediction", record["predictions"])
+                frame.insert(0, "model_version", record["model_version"])
+                frame.insert(0, "row", range(len(frame)))
+                frame.insert(0, "request_id", record["request_id"])
+                frame.insert(0, "ts", record["ts"])
+                frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=LOG_COLUMNS)
+    # A request whose rows all lack a feature makes that column object (None) in its own
+    # frame; re-infer so numbers stay float64 and categories strings across requests.
+    out = pd.concat(frames, ignore_index=True).infer_objects()
+    out["ts"] = pd.to_datetime(out["ts"], utc=True, format="ISO8601")
     if since is not None:
-        frame = frame[frame["ts"] >= pd.Timestamp(since)]
-    return frame.sort_values(["ts", "request_id", "row"]).reset_index(drop=True)
+        out = out[out["ts"] >= pd.Timestamp(since)]
+    return out.sort_values(["ts", "request_id", "row"], kind="stable").reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -179,8 +192,10 @@ class MicroBatcher:
     """Serve many concurrent small requests from one model call.
 
     A request joins a queue; whenever the model is idle, everything queued (up to `max_rows`
-    rows) goes out as one batch in a worker thread. There is no fixed wait: a lone request is
-    answered at once, and under load batches grow by themselves while the previous one runs.
+    rows) goes out as one batch. There is no fixed wait: a lone request is answered at once,
+    and under load batches grow by themselves while the previous one runs. The batch runs on
+    the event loop itself: a worker thread would fight the loop for the GIL, and its 5 ms
+    switch interval showed up as a long latency tail.
     """
 
     def __init__(self, handle: Callable[[list[Job]], list[Any]], max_rows: int):
@@ -189,7 +204,6 @@ class MicroBatcher:
         self._queue: list[tuple[Job, asyncio.Future[Any]]] = []
         self._busy = False
         self._task: asyncio.Task[None] | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowship-batch")
 
     async def submit(self, job: Job) -> Any:
         """Queue a job and wait for its result (what `handle` returned for it)."""
@@ -211,14 +225,11 @@ class MicroBatcher:
         return batch
 
     async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
             while self._queue:
                 batch = self._take()
                 try:
-                    results = await loop.run_in_executor(
-                        self._executor, self._handle, [job for job, _ in batch]
-                    )
+                    results = self._handle([job for job, _ in batch])
                 except Exception as exc:  # each waiting request gets the error, none hangs
                     for _, future in batch:
                         if not future.done():
@@ -227,19 +238,15 @@ class MicroBatcher:
                 for (_, future), result in zip(batch, results, strict=True):
                     if not future.done():
                         future.set_result(result)
+                await asyncio.sleep(0)  # let the loop read the requests that arrived meanwhile
         finally:
             self._busy = False
 
 
-def split_results(sizes: Sequence[int], items: Sequence[Any]) -> list[list[Any]]:
-    """Cut a flat list of per-row results back into per-request lists."""
+def split_results(sizes: Sequence[int], predictions: Predictions) -> list[Predictions]:
+    """Cut a batch's predictions back into one `Predictions` per request."""
     out, start = [], 0
     for size in sizes:
-        out.append(list(items[start : start + size]))
+        out.append(predictions.take(start, start + size))
         start += size
     return out
-
-
-def as_native(value: Any) -> Any:
-    """NumPy scalars as plain Python values (for JSON)."""
-    return value.item() if isinstance(value, np.generic) else value

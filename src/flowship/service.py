@@ -7,6 +7,7 @@ schema below is generated from it, so `/docs.json` documents the real fields.
 
 Serve the built Bento with `make serve` (it runs `bentoml serve <bento tag>`)."""
 
+import gc
 import json
 import os
 import time
@@ -25,8 +26,7 @@ from flowship.predict import (
     Job,
     MicroBatcher,
     PredictionLog,
-    RowPrediction,
-    as_native,
+    Predictions,
     predict_rows,
     row_model,
     split_results,
@@ -101,16 +101,26 @@ class Flowship:
         self.version = str(self.model_ref.tag)
         self.metadata = {"model_version": self.version, **self.model_ref.info.metadata}
         log_dir = os.environ.get("FLOWSHIP_PREDICTION_LOG_DIR", SERVING.prediction_log_dir)
-        self.log = PredictionLog(log_dir, self.version, SERVING.log_rotate_mb)
+        enabled = os.environ.get("FLOWSHIP_LOG_PREDICTIONS", str(SERVING.log_predictions))
+        self.log = (
+            PredictionLog(log_dir, self.version, SERVING.log_rotate_mb)
+            if enabled.lower() in {"1", "true", "yes"}
+            else None
+        )
         self.batcher = MicroBatcher(self._predict_batch, SERVING.max_batch_rows)
+        # The model and libraries never die: keep them out of the collector's way, which
+        # otherwise rescans them in full collections and stalls requests (latency tail).
+        gc.collect()
+        gc.freeze()
 
-    def _predict_batch(self, jobs: list[Job]) -> list[list[RowPrediction]]:
+    def _predict_batch(self, jobs: list[Job]) -> list[Predictions]:
         """One model call for every queued request; each request is logged under its id."""
         rows = [row for job in jobs for row in job.rows]
         results = split_results([len(j.rows) for j in jobs], predict_rows(self.model, SCHEMA, rows))
-        for job, predictions in zip(jobs, results, strict=True):
-            self.log.write(job.request_id, job.rows, predictions, job.received)
-        self.log.flush()
+        if self.log is not None:
+            for job, predictions in zip(jobs, results, strict=True):
+                self.log.write(job.request_id, job.rows, predictions, job.received)
+            self.log.flush()
         ROWS.inc(len(rows))
         return results
 
@@ -127,13 +137,16 @@ class Flowship:
         for feature, n in unknown_categories(SCHEMA, records).items():
             UNKNOWN.labels(feature=feature).inc(n)
         job = Job(request_id=uuid.uuid4().hex, rows=records, received=time.time())
-        predictions = await self.batcher.submit(job)
-        return PredictResponse(
+        result: Predictions = await self.batcher.submit(job)
+        names = result.classes
+        return PredictResponse.model_construct(
             request_id=job.request_id,
             model_version=self.version,
             predictions=[
-                Prediction(prediction=as_native(p.prediction), probabilities=p.probabilities)
-                for p in predictions
+                Prediction.model_construct(
+                    prediction=label, probabilities=dict(zip(names, proba, strict=True))
+                )
+                for label, proba in zip(result.labels, result.probabilities, strict=True)
             ],
         )
 
