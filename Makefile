@@ -35,13 +35,16 @@ $(STAMP): pyproject.toml constraints.txt
 ## Create .venv with the pinned dependencies (constraints.txt)
 install: $(STAMP)
 
-## Install, train on the embedded sample data through the gate, show the champion and the cards
+## Install, train through the gate, build the Bento, serve it and ask it a question
 demo: $(STAMP)
 	$(MAKE) --no-print-directory train
 	@echo; $(MAKE) --no-print-directory champion
 	@$(BIN)/python -m flowship card --config $(CONFIG) --step evaluate
 	@$(BIN)/python -m flowship card --config $(CONFIG) --step gate
-	@echo "Open reports/evaluate_card.html (training) and reports/gate_card.html (the gate) in a browser."
+	$(MAKE) --no-print-directory bento
+	$(BIN)/python -m flowship smoke --config $(CONFIG)
+	@echo "Open reports/evaluate_card.html (training) and reports/gate_card.html (the gate) in a browser;"
+	@echo "serve the Bento yourself with: make serve"
 
 ## Run the whole test suite (unit, flows)
 test: $(STAMP)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -134,6 +136,79 @@ def _cmd_bento(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_smoke(args: argparse.Namespace) -> int:
+    import subprocess
+    import tempfile
+
+    import httpx
+
+    from flowship.sample_data import generate_churn
+
+    settings = read_settings(args.config)
+    proc = None
+    url = args.url
+    if url is None:
+        tag = args.bento or Path(args.tag_file).read_text().strip()
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        bentoml = Path(sys.executable).with_name("bentoml")
+        log_dir = Path(settings.serving.prediction_log_dir).resolve()
+        env = {**os.environ, "FLOWSHIP_PREDICTION_LOG_DIR": str(log_dir)}
+        server_log = Path(tempfile.mkstemp(prefix="flowship-serve-", suffix=".log")[1])
+        proc = subprocess.Popen(
+            [str(bentoml), "serve", tag, "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=server_log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        print(f"serving {tag} on {url} (log: {server_log})")
+    try:
+        seconds = _wait_ready(url, proc)
+        print(f"ready after {seconds:.1f} s")
+        frame = generate_churn(3, seed=2024)
+        features = [c for c in frame.columns if c not in {"customer_id", "signup_date", "churned"}]
+        rows = json.loads(frame[features].to_json(orient="records"))
+        answer = httpx.post(f"{url}/predict", json={"rows": rows}, timeout=30)
+        answer.raise_for_status()
+        print(f"POST /predict ({len(rows)} rows) ->\n{json.dumps(answer.json(), indent=2)}")
+        meta = httpx.get(f"{url}/metadata", timeout=30).json()
+        keep = ["model_version", "run", "git_sha", "data_fingerprint", "verdict", "metrics"]
+        print(f"GET /metadata ->\n{json.dumps({k: meta.get(k) for k in keep}, indent=2)}")
+        if args.expect_run and meta.get("run") != args.expect_run:
+            raise _UserError(f"/metadata names run {meta.get('run')}, expected {args.expect_run}")
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+    return 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_ready(url: str, proc: Any, timeout: float = 60.0) -> float:
+    import time
+
+    import httpx
+
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if proc is not None and proc.poll() is not None:
+            raise _UserError(f"the server exited with status {proc.returncode} before it was ready")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return time.monotonic() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise _UserError(f"{url} was not ready after {timeout:.0f} s")
+
+
 def _scoped(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = sub.add_parser(name, help=help)
     parser.add_argument("--config", default=str(DEFAULT_CONFIG_PATH), help="project TOML")
@@ -173,6 +248,13 @@ def _parser() -> argparse.ArgumentParser:
     bento.add_argument("--run", help="a run whose gate passed (default: the champion)")
     bento.add_argument("--tag-file", help="also write the Bento tag to this file")
     bento.set_defaults(func=_cmd_bento)
+
+    smoke = _scoped(sub, "smoke", "serve the Bento (or use --url), send a sample, show lineage")
+    smoke.add_argument("--url", help="an already running server, e.g. http://127.0.0.1:3000")
+    smoke.add_argument("--bento", help="Bento tag to serve (default: the one in --tag-file)")
+    smoke.add_argument("--tag-file", default=".bento-tag", help="file with the last Bento tag")
+    smoke.add_argument("--expect-run", help="fail unless /metadata names this run")
+    smoke.set_defaults(func=_cmd_smoke)
 
     verdict = _scoped(sub, "verdict", "print a TrainFlow run's gate verdict")
     verdict.add_argument("--run", default="latest", help="run pathspec or 'latest'")

@@ -37,10 +37,13 @@ def project_runs(flow: str, project: str, branch: str, *tags: str) -> list[Run]:
     """Runs of `flow` in `project`/`branch` carrying every tag in `tags`, newest first."""
     namespace(None)
     try:
-        runs = Flow(flow).runs(f"project:{project}", f"project_branch:{branch}", *tags)
-        return list(runs)
+        runs = list(Flow(flow).runs(f"project:{project}", f"project_branch:{branch}", *tags))
     except MetaflowNotFound:
         return []
+    # The client lists runs in storage order; "newest" must mean newest, so sort explicitly.
+    return sorted(
+        runs, key=lambda r: (r.created_at, int(r.id) if r.id.isdigit() else 0), reverse=True
+    )
 
 
 def latest_successful_run(flow: str, project: str, branch: str) -> Run:
