@@ -16,6 +16,13 @@ BRANCH ?=
 PORT ?= 3000
 HOST ?= 127.0.0.1
 PREDICTION_LOG_DIR ?= logs/predictions
+SCENARIO ?= baseline
+ROWS ?= 1000
+SEED ?= 1001
+URL ?= http://127.0.0.1:$(PORT)
+MONITOR_ARGS ?=
+FAIL_ON_DRIFT ?=
+DASHBOARD_PORT ?= 8000
 PRODUCTION ?=
 SCOPE := $(if $(BRANCH),--branch $(BRANCH)) $(if $(PRODUCTION),--production)
 
@@ -94,6 +101,29 @@ serve: $(STAMP)
 	@test -s .bento-tag || { echo "no Bento built yet: run make bento"; exit 2; }
 	FLOWSHIP_PREDICTION_LOG_DIR=$(CURDIR)/$(PREDICTION_LOG_DIR) $(BIN)/bentoml serve $$(cat .bento-tag) --host $(HOST) --port $(PORT)
 
+## Send generated traffic to the running service and write its delayed labels (SCENARIO=, ROWS=, URL=)
+simulate: $(STAMP)
+	$(BIN)/python -m flowship simulate --config $(CONFIG) --scenario $(SCENARIO) --rows $(ROWS) --url $(URL) --seed $(SEED)
+
+## Run MonitorFlow; on a retrain verdict retrain with the labelled traffic and rebuild if promoted
+monitor: $(STAMP)
+	$(BIN)/python flows/monitor_flow.py --no-pylint $(SCOPE) --config config $(CONFIG) run $(MONITOR_ARGS)
+	@$(BIN)/python -m flowship card --config $(CONFIG) $(SCOPE) --flow MonitorFlow --step decide --out reports/monitor_card.html
+	@if $(BIN)/python -m flowship monitor-verdict --config $(CONFIG) $(SCOPE) --exit-on-retrain; then \
+	  echo "no retraining needed"; \
+	else \
+	  before=$$($(BIN)/python -m flowship champion --config $(CONFIG) $(SCOPE) --pathspec-only); \
+	  $(MAKE) --no-print-directory train TRAIN_ARGS="--with-feedback"; \
+	  after=$$($(BIN)/python -m flowship champion --config $(CONFIG) $(SCOPE) --pathspec-only); \
+	  if [ "$$before" != "$$after" ]; then echo "new champion $$after: rebuilding the Bento"; $(MAKE) --no-print-directory bento; \
+	  else echo "the gate kept the champion $$before: nothing to rebuild"; fi; \
+	fi
+	@$(if $(FAIL_ON_DRIFT),$(BIN)/python -m flowship monitor-verdict --config $(CONFIG) $(SCOPE) --quiet --fail-on-drift)
+
+## Open the Evidently UI on the monitoring workspace at 127.0.0.1:$(DASHBOARD_PORT)
+dashboard: $(STAMP)
+	$(BIN)/evidently ui --workspace monitoring/workspace --host 127.0.0.1 --port $(DASHBOARD_PORT)
+
 ## Write the latest TrainFlow cards to reports/evaluate_card.html and reports/gate_card.html
 card: $(STAMP)
 	$(BIN)/python -m flowship card --config $(CONFIG) $(SCOPE) --step evaluate
@@ -111,11 +141,11 @@ constraints: $(STAMP)
 
 ## Remove the venv, the local Metaflow datastore, reports and caches
 clean:
-	rm -rf $(VENV) .metaflow reports logs .bento-tag .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
+	rm -rf $(VENV) .metaflow reports logs monitoring .bento-tag .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 ## Show this help
 help:
 	@awk '/^## /{doc=substr($$0,4); next} /^[a-z][a-z-]*:/{if(doc){split($$0,t,":"); printf "  make %-12s %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
 
-.PHONY: install demo test lint format typecheck train champion history rollback verdict bento serve card bench constraints clean help
+.PHONY: install demo test lint format typecheck train champion history rollback verdict bento serve simulate monitor dashboard card bench constraints clean help

@@ -5,6 +5,7 @@ Usage:
     python flows/train_flow.py --config config path/to/other.toml run --max-workers 4
     python flows/train_flow.py run --dry-run
     python flows/train_flow.py run --force-promote --reason "hotfix approved by J. Doe"
+    python flows/train_flow.py run --with-feedback
     python flows/train_flow.py --production run
     python flows/train_flow.py card view evaluate
 """
@@ -19,6 +20,7 @@ from flowship.config import load_settings
 from flowship.data import load_training_data, split_dataset
 from flowship.gate import all_checks, check_override, decide_promotion
 from flowship.lineage import collect_lineage, lineage_tags
+from flowship.monitoring import labelled_production_rows
 from flowship.quality import check_training_data, release_checks
 from flowship.registry import apply_verdict, find_champion, load_champion, record_tags
 from flowship.train import assess_model, expand_candidates, fit_candidate, select_best
@@ -44,6 +46,12 @@ class TrainFlow(FlowSpec):
         help="Promote despite failing checks (audited; needs --reason).",
     )
     reason = Parameter("reason", default="", help="Why --force-promote is needed (recorded).")
+    with_feedback = Parameter(
+        "with-feedback",
+        type=bool,
+        default=False,
+        help="Add the labelled production rows (prediction log + feedback) to the data.",
+    )
 
     @step
     def start(self):
@@ -62,7 +70,14 @@ class TrainFlow(FlowSpec):
     @step
     def load(self):
         """Read the table, check it against the config, fingerprint it, check its quality."""
-        loaded = load_training_data(self.settings.data)
+        s = self.settings
+        extra = (
+            labelled_production_rows(s.serving.prediction_log_dir, s.monitor.feedback_dir, s.data)
+            if self.with_feedback
+            else None
+        )
+        self.feedback_rows = 0 if extra is None else len(extra)
+        loaded = load_training_data(s.data, extra=extra)
         self.data, self.schema, self.data_fingerprint = (
             loaded.frame,
             loaded.schema,

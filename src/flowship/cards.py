@@ -11,12 +11,13 @@ from metaflow.cards import Markdown, Table, VegaChart
 from flowship.config import Settings
 from flowship.data import Schema
 from flowship.gate import Verdict
-from flowship.quality import QualityReport, render_reports
+from flowship.monitoring import MonitorVerdict
+from flowship.quality import CheckResult, QualityReport, render_reports
 
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.4f}"
+        return f"{value:,.0f}" if value.is_integer() and abs(value) >= 1000 else f"{value:.4g}"
     return str(value)
 
 
@@ -108,16 +109,11 @@ _DECISION_STYLE = {
 }
 
 
-def render_gate_card(
-    verdict: Verdict, reports: list[QualityReport], lineage: dict[str, Any]
-) -> str:
-    """The gate card as one HTML page: the decision, every check at a glance, then the reports."""
-    colour, title = _DECISION_STYLE[verdict.decision]
-    counts = verdict.summary()
+def _check_rows(checks: list[CheckResult]) -> str:
     rows = []
-    for check in verdict.checks:
+    for check in checks:
         fg, bg, word = _STATUS_STYLE[check.status]
-        value = "" if check.value is None else f"{check.value:.4g}"
+        value = "" if check.value is None else _fmt(check.value)
         rows.append(
             f'<tr><td style="background:{bg};color:{fg};font-weight:600">{word}</td>'
             f"<td>{escape(check.group)}</td><td>{escape(check.name)}</td>"
@@ -125,6 +121,25 @@ def render_gate_card(
             f"<td>{escape(check.condition)}</td><td>{'yes' if check.critical else 'no'}</td>"
             f"<td>{escape(check.description)}</td></tr>"
         )
+    return (
+        "<table><tr><th>status</th><th>group</th><th>check</th><th>column</th><th>value</th>"
+        "<th>condition</th><th>critical</th><th>Evidently says</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+
+
+_PAGE_STYLE = """<style>body{font-family:system-ui,sans-serif;margin:24px;color:#1f2328}
+table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #d0d7de;padding:4px 8px;
+text-align:left;vertical-align:top}th{background:#f6f8fa}</style>"""
+
+
+def render_gate_card(
+    verdict: Verdict, reports: list[QualityReport], lineage: dict[str, Any]
+) -> str:
+    """The gate card as one HTML page: the decision, every check at a glance, then the reports."""
+    colour, title = _DECISION_STYLE[verdict.decision]
+    counts = verdict.summary()
     reasons = "".join(f"<li>{escape(r)}</li>" for r in verdict.reasons)
     override = ""
     if verdict.override:
@@ -135,9 +150,7 @@ def render_gate_card(
         )
     would = "would promote" if verdict.would_promote else "would block"
     return f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>Gate {verdict.id}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:24px;color:#1f2328}}
-table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #d0d7de;padding:4px 8px;
-text-align:left;vertical-align:top}}th{{background:#f6f8fa}}</style></head><body>
+{_PAGE_STYLE}</head><body>
 <h1 style="color:{colour}">{title}</h1>
 <p>Verdict <code>{verdict.id}</code> at {escape(verdict.created_at)}; mode <b>{verdict.mode}</b>
 (the checks alone {would}).<br>Challenger <code>{escape(verdict.challenger or "?")}</code>, champion
@@ -146,7 +159,27 @@ before this run <code>{escape(verdict.champion or "none")}</code>.<br>Commit
 <code>{escape(str(lineage.get("config_hash", "")))}</code>.</p>
 <p><b>{counts["pass"]}</b> passed, <b>{counts["fail"]}</b> failed, <b>{counts["warn"]}</b> warnings,
 <b>{counts["skipped"]}</b> skipped.</p><ul>{reasons}</ul>{override}
-<table><tr><th>status</th><th>group</th><th>check</th><th>column</th><th>value</th>
-<th>condition</th><th>critical</th><th>Evidently says</th></tr>{"".join(rows)}</table>
+{_check_rows(verdict.checks)}
 {render_reports([r for r in reports if r.html])}
 </body></html>"""
+
+
+_MONITOR_STYLE = {
+    "ok": ("#1a7f37", "NO ACTION NEEDED"),
+    "alarm": ("#9a6700", "DATA-QUALITY ALARM"),
+    "retrain": ("#cf222e", "RETRAIN"),
+}
+
+
+def render_monitor_card(verdict: MonitorVerdict, reports: list[QualityReport]) -> str:
+    """The monitor card: the decision and window at the top, every check, then the reports."""
+    colour, title = _MONITOR_STYLE[verdict.status]
+    window = verdict.window
+    reasons = "".join(f"<li>{escape(r)}</li>" for r in verdict.reasons)
+    return f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>Monitor {verdict.id}</title>
+{_PAGE_STYLE}</head><body><h1 style="color:{colour}">{title}</h1>
+<p>Verdict <code>{verdict.id}</code> at {escape(verdict.created_at)} for champion
+<code>{escape(verdict.champion)}</code>.<br>Window: {escape(str(window.get("source")))},
+{window.get("rows", 0):,} rows, {window.get("labelled", 0):,} with delayed labels.</p>
+<ul>{reasons}</ul>{_check_rows(verdict.checks)}
+{render_reports([r for r in reports if r.html])}</body></html>"""

@@ -50,7 +50,7 @@ def _cmd_champion(args: argparse.Namespace) -> int:
         raise _UserError(
             f"no champion in project '{project}', branch '{branch}' yet: run `make train`"
         )
-    print(describe_run(run))
+    print(run.pathspec if args.pathspec_only else describe_run(run))
     return 0
 
 
@@ -183,6 +183,60 @@ def _cmd_smoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    import time
+
+    import httpx
+
+    from flowship.sample_data import ID_COLUMN, TARGET, generate_churn
+
+    settings = read_settings(args.config)
+    frame = generate_churn(args.rows, seed=args.seed, scenario=args.scenario)
+    features = [c for c in frame.columns if c not in {"signup_date", TARGET}]
+    labels = []
+    started = time.monotonic()
+    with httpx.Client(base_url=args.url, timeout=30) as client:
+        for start in range(0, len(frame), args.batch):
+            chunk = frame.iloc[start : start + args.batch]
+            rows = json.loads(chunk[features].to_json(orient="records"))
+            answer = client.post("/predict", json={"rows": rows})
+            if answer.status_code != 200:
+                raise _UserError(f"{args.url}/predict answered {answer.status_code}: {answer.text}")
+            request_id = answer.json()["request_id"]
+            for i, (cid, label) in enumerate(zip(chunk[ID_COLUMN], chunk[TARGET], strict=True)):
+                labels.append({"request_id": request_id, "row": i, ID_COLUMN: cid, TARGET: label})
+    out = Path(settings.monitor.feedback_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    path = out / f"labels-{args.scenario}-{args.seed}-{stamp}.csv"
+    import pandas as pd
+
+    pd.DataFrame(labels).to_csv(path, index=False)
+    seconds = time.monotonic() - started
+    print(
+        f"sent {len(frame):,} {args.scenario} rows to {args.url} in {seconds:.1f} s; "
+        f"their true labels (arriving 'later') are in {path}"
+    )
+    return 0
+
+
+def _cmd_monitor_verdict(args: argparse.Namespace) -> int:
+    from flowship.registry import latest_successful_run, run_data
+
+    project, branch = _scope(args)
+    run = latest_successful_run("MonitorFlow", project, branch)
+    verdict = run_data(run).verdict
+    if not args.quiet:
+        print(f"{run.pathspec}: {verdict.status.upper()} (verdict {verdict.id})")
+        for reason in verdict.reasons:
+            print(f"  - {reason}")
+    if args.exit_on_retrain and verdict.retrain:
+        return 1
+    if args.fail_on_drift and verdict.status != "ok":
+        return 1
+    return 0
+
+
 def _free_port() -> int:
     import socket
 
@@ -237,6 +291,7 @@ def _parser() -> argparse.ArgumentParser:
     card.set_defaults(func=_cmd_card)
 
     champion = _scoped(sub, "champion", "show the champion: run, metrics, lineage, promoted when")
+    champion.add_argument("--pathspec-only", action="store_true", help="print only the run")
     champion.set_defaults(func=_cmd_champion)
     hist = _scoped(sub, "history", "every promotion and demotion, oldest first")
     hist.set_defaults(func=_cmd_history)
@@ -255,6 +310,22 @@ def _parser() -> argparse.ArgumentParser:
     smoke.add_argument("--tag-file", default=".bento-tag", help="file with the last Bento tag")
     smoke.add_argument("--expect-run", help="fail unless /metadata names this run")
     smoke.set_defaults(func=_cmd_smoke)
+
+    simulate = _scoped(sub, "simulate", "send generated production traffic, write its labels")
+    simulate.add_argument("--url", default="http://127.0.0.1:3000", help="the running service")
+    simulate.add_argument(
+        "--scenario", choices=SCENARIOS, default="baseline", help="drift scenario"
+    )
+    simulate.add_argument("--rows", type=int, default=1000, help="rows to send")
+    simulate.add_argument("--seed", type=int, default=1001, help="generator seed")
+    simulate.add_argument("--batch", type=int, default=10, help="rows per request")
+    simulate.set_defaults(func=_cmd_simulate)
+
+    mverdict = _scoped(sub, "monitor-verdict", "print the newest MonitorFlow verdict")
+    mverdict.add_argument("--fail-on-drift", action="store_true", help="exit 1 unless status ok")
+    mverdict.add_argument("--exit-on-retrain", action="store_true", help="exit 1 on retrain")
+    mverdict.add_argument("--quiet", action="store_true", help="print nothing")
+    mverdict.set_defaults(func=_cmd_monitor_verdict)
 
     verdict = _scoped(sub, "verdict", "print a TrainFlow run's gate verdict")
     verdict.add_argument("--run", default="latest", help="run pathspec or 'latest'")

@@ -129,12 +129,27 @@ class ServingSettings(_Section):
     timeout_s: int = Field(default=30, ge=1)
 
 
+class MonitorSettings(_Section):
+    window_hours: float | None = Field(default=None, gt=0)
+    window_rows: int | None = Field(default=None, ge=1)
+    min_rows: int = Field(default=300, ge=1)
+    feedback_dir: str = "logs/feedback"
+    max_drifted_share: float = Field(default=0.2, ge=0.0, le=1.0)
+    max_missing_increase: float = Field(default=0.1, ge=0.0, le=1.0)
+    max_new_category_share: float = Field(default=0.05, ge=0.0, le=1.0)
+    max_out_of_range_share: float = Field(default=0.05, ge=0.0, le=1.0)
+    max_metric_drop: float = Field(default=0.05, ge=0.0)
+    min_labels: int = Field(default=200, ge=1)
+    workspace: str = "monitoring/workspace"
+
+
 class Settings(_Section):
     project: ProjectSettings = Field(default_factory=ProjectSettings)
     data: DataSettings = Field(default_factory=DataSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     gate: GateSettings = Field(default_factory=GateSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
 
     def fingerprint(self) -> str:
         """A short hash of the effective settings (defaults included), for lineage."""

@@ -326,9 +326,19 @@ def fingerprint_dataset(frame: pd.DataFrame) -> str:
     return digest.hexdigest()[:16]
 
 
-def load_training_data(settings: DataSettings) -> LoadedData:
-    """Read the configured source, resolve its schema, validate it and fingerprint it."""
+def load_training_data(settings: DataSettings, extra: pd.DataFrame | None = None) -> LoadedData:
+    """Read the configured source, resolve its schema, validate it and fingerprint it.
+
+    `extra` rows (labelled production rows) are appended; with an id column, an id that
+    appears in both keeps its newest (extra) row.
+    """
     frame = read_source(settings.source, columns=_wanted_columns(settings))
+    if extra is not None and len(extra):
+        frame = pd.concat(
+            [frame, extra[[c for c in frame.columns if c in extra]]], ignore_index=True
+        )
+        if settings.id_column:
+            frame = frame.drop_duplicates(settings.id_column, keep="last").reset_index(drop=True)
     if frame.empty:
         raise DataValidationError(f"[data] source {settings.source!r} has no rows")
     schema = infer_schema(frame, settings)

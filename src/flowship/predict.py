@@ -93,9 +93,12 @@ class PredictionLog:
     never interleave; files are flushed after every batch so readers see whole requests.
     """
 
-    def __init__(self, directory: str | Path, model_version: str, rotate_mb: float = 64.0):
+    def __init__(
+        self, directory: str | Path, model_version: str, rotate_mb: float = 64.0, run: str = ""
+    ):
         self.directory = Path(directory)
         self.model_version = model_version
+        self.run = run
         self.rotate_bytes = int(rotate_mb * 1024 * 1024)
         self._file: Any = None
         self._size = 0
@@ -121,6 +124,7 @@ class PredictionLog:
                 "ts": ts,
                 "request_id": request_id,
                 "model_version": self.model_version,
+                "run": self.run,
                 "classes": predictions.classes,
                 "rows": list(rows),
                 "predictions": predictions.labels,
@@ -144,7 +148,7 @@ class PredictionLog:
             self._file = None
 
 
-LOG_COLUMNS = ["ts", "request_id", "row", "model_version", "prediction"]
+LOG_COLUMNS = ["ts", "request_id", "row", "model_version", "run", "prediction"]
 
 
 def read_prediction_log(directory: str | Path, since: datetime | None = None) -> pd.DataFrame:
@@ -163,6 +167,7 @@ def read_prediction_log(directory: str | Path, since: datetime | None = None) ->
                 for i, name in enumerate(record["classes"]):
                     frame[f"proba_{name}"] = proba[:, i]
                 frame.insert(0, "prediction", record["predictions"])
+                frame.insert(0, "run", record.get("run", ""))
                 frame.insert(0, "model_version", record["model_version"])
                 frame.insert(0, "row", range(len(frame)))
                 frame.insert(0, "request_id", record["request_id"])

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from flowship.config import GateSettings
+from flowship.config import GateSettings, MonitorSettings
 
 if TYPE_CHECKING:
     from flowship.data import Schema
@@ -83,6 +83,7 @@ class QualityReport:
     checks: list[CheckResult]
     html: str = field(repr=False)
     summary: dict[str, Any] = field(default_factory=dict)
+    snapshot: str = field(default="", repr=False)  # Evidently's own serialisation, for workspaces
 
 
 def _snapshot_tests(snapshot: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -247,18 +248,21 @@ def check_drift(
     max_drifted_share: float,
     blocking: bool,
     title: str = "Drift of the training data against the champion's",
+    extra_numeric: Sequence[str] = (),
 ) -> QualityReport:
     """Per-column drift (Evidently's defaults per type) and the share of drifted columns.
 
-    The share check is critical when `blocking`; each column's own drift only informs.
+    `extra_numeric` adds columns beyond the features (e.g. the prediction score). The share
+    check is critical when `blocking`; each column's own drift only informs.
     """
     from evidently import DataDefinition
     from evidently.metrics import DriftedColumnsCount, ValueDrift
     from evidently.tests import lte
 
-    columns = [c for c in schema.features if c in current.columns and c in reference.columns]
+    wanted = [*schema.features, *extra_numeric]
+    columns = [c for c in wanted if c in current.columns and c in reference.columns]
     definition = DataDefinition(
-        numerical_columns=[c for c in schema.numeric if c in columns],
+        numerical_columns=[c for c in [*schema.numeric, *extra_numeric] if c in columns],
         categorical_columns=[c for c in schema.categorical if c in columns],
     )
     share = DriftedColumnsCount(
@@ -281,7 +285,9 @@ def check_drift(
         for c in checks
     ]
     drifted = [c.column for c in checks if c.name == "column drift" and c.status != "pass"]
-    return QualityReport(title, checks, _html(snapshot), {"drifted_columns": drifted})
+    return QualityReport(
+        title, checks, _html(snapshot), {"drifted_columns": drifted}, snapshot.dumps()
+    )
 
 
 def _plain_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -351,7 +357,11 @@ def _metric(name: str, **kwargs: Any) -> Any:
 
 
 def check_model_quality(
-    holdout: pd.DataFrame, proba: np.ndarray, schema: Schema, min_metrics: dict[str, float]
+    holdout: pd.DataFrame,
+    proba: np.ndarray,
+    schema: Schema,
+    min_metrics: dict[str, float],
+    title: str = "Model quality on the holdout",
 ) -> QualityReport:
     """The challenger's holdout metrics against the configured minimums (log_loss: maximum)."""
     from evidently.tests import gte, lte
@@ -374,7 +384,7 @@ def check_model_quality(
         for m in json.loads(snapshot.json())["metrics"]
         if m["id"] in name_of and isinstance(m["value"], int | float)
     }
-    return QualityReport("Model quality on the holdout", checks, _html(snapshot), values)
+    return QualityReport(title, checks, _html(snapshot), values, snapshot.dumps())
 
 
 def check_against_champion(
@@ -473,3 +483,176 @@ def release_checks(
         check_against_champion(holdout, proba, champion_proba, schema, metric, gate.max_regression)
     )
     return reports
+
+
+def check_production(
+    current: pd.DataFrame,
+    reference: pd.DataFrame,
+    schema: Schema,
+    monitor: MonitorSettings,
+    score_column: str,
+) -> list[QualityReport]:
+    """Drift of every feature and of the prediction score, and the data quality of a window.
+
+    Data quality compares the window with what the model knows: missing shares against the
+    reference's (+ `max_missing_increase`), categories never seen in training, numbers outside
+    the training range. Every check here is critical for the monitor's decision.
+    """
+    from evidently import DataDefinition
+    from evidently.metrics import MissingValueCount, OutListValueCount, OutRangeValueCount
+    from evidently.tests import Reference, lte
+
+    drift = check_drift(
+        current,
+        reference,
+        schema,
+        monitor.max_drifted_share,
+        blocking=True,
+        title="Drift of production data and predictions against the champion's holdout",
+        extra_numeric=[score_column],
+    )
+    metrics: list[Any] = []
+    names: list[str] = []
+    for column in schema.features:
+        metrics.append(
+            MissingValueCount(
+                column=column, share_tests=[lte(Reference(absolute=monitor.max_missing_increase))]
+            )
+        )
+        names.append("missing share vs reference")
+    for column in schema.categorical:
+        known: list[Any] = [*schema.categories.get(column, []), None]
+        metrics.append(
+            OutListValueCount(
+                column=column, values=known, share_tests=[lte(monitor.max_new_category_share)]
+            )
+        )
+        names.append("new categories")
+    for column in schema.numeric:
+        low, high = schema.numeric_ranges[column]
+        metrics.append(
+            OutRangeValueCount(
+                column=column,
+                left=low,
+                right=high,
+                share_tests=[lte(monitor.max_out_of_range_share)],
+            )
+        )
+        names.append("out of training range")
+    definition = DataDefinition(
+        numerical_columns=list(schema.numeric), categorical_columns=list(schema.categorical)
+    )
+    frame = _plain_frame(current[schema.features])
+    ref = _plain_frame(reference[schema.features])
+    snapshot = _report(metrics).run(_dataset(frame, definition), _dataset(ref, definition))
+    ids = [m.get_fingerprint() for m in metrics]
+    references = {}
+    for metric_id, name in zip(ids, names, strict=True):
+        if name == "missing share vs reference":
+            result = snapshot.context.get_reference_metric_result(metric_id)
+            references[metric_id] = float(result.share.value)
+    checks = _read_checks(
+        snapshot, "data_quality", dict(zip(ids, names, strict=True)), reference=references
+    )
+    quality = QualityReport(
+        "Data quality of the production window",
+        checks,
+        _html(snapshot),
+        {"alarms": sorted({c.column for c in checks if c.blocking and c.column})},
+        snapshot.dumps(),
+    )
+    return [drift, quality]
+
+
+def save_to_workspace(path: str, project: str, reports: Sequence[QualityReport]) -> str:
+    """Add each report's snapshot to an Evidently workspace project (created with dashboard
+    panels for drift share, missing shares and model quality the first time)."""
+    from pathlib import Path
+
+    from evidently.core.report import Snapshot
+    from evidently.ui.workspace import Workspace
+
+    workspace = Workspace(path) if Path(path).is_dir() else Workspace.create(path)
+    found = list(workspace.search_project(project))
+    target = found[0] if found else _create_monitoring_project(workspace, project)
+    for report in reports:
+        if not report.snapshot:
+            continue
+        workspace.add_run(target.id, Snapshot.loads(report.snapshot), include_data=False)
+    return str(target.id)
+
+
+def _create_monitoring_project(workspace: Any, name: str) -> Any:
+    from evidently.sdk.models import PanelMetric
+    from evidently.sdk.panels import line_plot_panel
+
+    project = workspace.create_project(name, description="flowship production monitoring")
+    board = project.dashboard
+    board.add_panel(
+        line_plot_panel(
+            title="Share of drifted columns",
+            size="half",
+            values=[
+                PanelMetric(
+                    legend="share",
+                    metric="DriftedColumnsCount",
+                    metric_labels={"value_type": "share"},
+                )
+            ],
+        ),
+        tab="Monitoring",
+    )
+    board.add_panel(
+        line_plot_panel(
+            title="Model quality on labelled production rows",
+            size="half",
+            values=[
+                PanelMetric(legend="roc_auc", metric="RocAuc"),
+                PanelMetric(legend="accuracy", metric="Accuracy"),
+                PanelMetric(legend="f1", metric="F1Score"),
+            ],
+        ),
+        tab="Monitoring",
+    )
+    return project
+
+
+def check_window(
+    current: pd.DataFrame,
+    reference: pd.DataFrame,
+    schema: Schema,
+    monitor: MonitorSettings,
+    champion_metrics: dict[str, float],
+    metric: str,
+    score_column: str,
+) -> list[QualityReport]:
+    """Every monitor check: drift, data quality and, with enough delayed labels, decay of the
+    configured metric below the champion's holdout value minus `max_metric_drop`."""
+    reports = check_production(current, reference, schema, monitor, score_column)
+    labelled = current[current[schema.target].notna()]
+    if len(labelled) < monitor.min_labels:
+        return reports
+    proba = labelled[[f"proba_{c}" for c in schema.classes]].to_numpy(dtype=float)
+    drop = monitor.max_metric_drop
+    floor = champion_metrics[metric] + (drop if metric == "log_loss" else -drop)
+    reports.append(
+        check_model_quality(
+            labelled.assign(**{schema.target: labelled[schema.target].map(_label_of(schema))}),
+            proba,
+            schema,
+            {metric: floor},
+            title="Model quality on labelled production rows vs the champion's holdout",
+        )
+    )
+    return reports
+
+
+def _label_of(schema: Schema) -> dict[Any, Any]:
+    """Labels read back from CSV feedback may be strings or floats: map them to the classes."""
+    mapping: dict[Any, Any] = {}
+    for c in schema.classes:
+        mapping[c] = c
+        mapping[str(c)] = c
+        if isinstance(c, int | bool):
+            mapping[float(c)] = c
+    return mapping

@@ -349,3 +349,46 @@ def build_bento(spec: dict[str, Any], repo: Path, workdir: Path) -> str:
     if done.returncode != 0:
         raise RegistryError(f"bentoml build failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     return done.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+
+
+@dataclass(frozen=True)
+class MonitorReference:
+    """What the monitor compares production with: the champion run's own artifacts."""
+
+    pathspec: str
+    model: Any
+    schema: Any
+    holdout: Any
+    holdout_predictions: Any
+    metrics: dict[str, float]
+    metric: str
+
+
+def load_monitor_reference(pathspec: str) -> MonitorReference:
+    """The champion's model, schema, holdout and holdout predictions, from its run (lineage,
+    not a copied file)."""
+    data = run_data(get_run(pathspec))
+    return MonitorReference(
+        pathspec=pathspec,
+        model=data.model,
+        schema=data.schema,
+        holdout=data.holdout,
+        holdout_predictions=data.holdout_predictions,
+        metrics=dict(data.metrics),
+        metric=data.settings.training.metric,
+    )
+
+
+def find_champion_or_fail(project: str, branch: str) -> str:
+    """The champion's pathspec.
+
+    Raises:
+        RegistryError: there is no champion yet (nothing to monitor).
+    """
+    run = find_champion(project, branch)
+    if run is None:
+        raise RegistryError(
+            f"no champion in project '{project}', branch '{branch}' yet: nothing to monitor; "
+            "run `make train` (and `make bento`) first"
+        )
+    return str(run.pathspec)

@@ -103,7 +103,9 @@ class Flowship:
         log_dir = os.environ.get("FLOWSHIP_PREDICTION_LOG_DIR", SERVING.prediction_log_dir)
         enabled = os.environ.get("FLOWSHIP_LOG_PREDICTIONS", str(SERVING.log_predictions))
         self.log = (
-            PredictionLog(log_dir, self.version, SERVING.log_rotate_mb)
+            PredictionLog(
+                log_dir, self.version, SERVING.log_rotate_mb, self.metadata.get("run", "")
+            )
             if enabled.lower() in {"1", "true", "yes"}
             else None
         )

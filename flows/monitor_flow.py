@@ -1,0 +1,110 @@
+"""MonitorFlow: check production traffic against the champion and decide whether to retrain.
+
+Usage:
+    python flows/monitor_flow.py run
+    python flows/monitor_flow.py run --since 2026-11-24T00:00:00
+    python flows/monitor_flow.py run --current data/today.parquet
+    python flows/monitor_flow.py card view decide
+"""
+
+from datetime import datetime
+
+from metaflow import Config, FlowSpec, Parameter, card, config_expr, current, project, step
+
+import flowship  # noqa: F401  (ships the library with the flow's code package)
+from flowship.cards import render_monitor_card
+from flowship.config import load_settings
+from flowship.monitoring import SCORE, decide_retrain, load_window, prepare_window, reference_frame
+from flowship.quality import check_window, save_to_workspace
+from flowship.registry import find_champion_or_fail, load_monitor_reference
+
+
+@project(name=config_expr("config.project.name"))
+class MonitorFlow(FlowSpec):
+    """Production window + delayed labels vs the champion's own holdout → retrain or not."""
+
+    config = Config(
+        "config",
+        default="config/project.toml",
+        parser="flowship.config.parse_config",
+        help="The project's TOML configuration (data, features, candidates, gate, monitor).",
+    )
+    current_file = Parameter(
+        "current", default="", help="A CSV/Parquet window to check instead of the prediction log."
+    )
+    since = Parameter("since", default="", help="ISO time: only logged predictions since then.")
+    log_dir = Parameter(
+        "log-dir", default="", help="Prediction log folder (default: [serving] prediction_log_dir)."
+    )
+
+    @step
+    def start(self):
+        """Validate the config and find the champion whose traffic is checked."""
+        self.settings = load_settings(self.config)
+        self.champion = find_champion_or_fail(current.project_name, current.branch_name)
+        self.next(self.load_current)
+
+    @step
+    def load_current(self):
+        """The prediction-log window (or a file) with delayed labels joined by request id."""
+        self.reference_data = load_monitor_reference(self.champion)
+        self.window = load_window(
+            self.settings.monitor,
+            self.reference_data.schema,
+            self.champion,
+            self.log_dir or self.settings.serving.prediction_log_dir,
+            current_file=self.current_file or None,
+            since=datetime.fromisoformat(self.since) if self.since else None,
+        )
+        self.next(self.load_reference)
+
+    @step
+    def load_reference(self):
+        """The champion's holdout and holdout predictions, from its run; the window typed."""
+        ref = self.reference_data
+        self.reference = reference_frame(ref.holdout, ref.holdout_predictions, ref.schema)
+        self.current = prepare_window(self.window, ref.schema, ref.model)
+        self.next(self.check)
+
+    @step
+    def check(self):
+        """Evidently: drift of features and predictions, data quality, decay with labels."""
+        ref = self.reference_data
+        self.reports = check_window(
+            self.current,
+            self.reference,
+            ref.schema,
+            self.settings.monitor,
+            ref.metrics,
+            ref.metric,
+            SCORE,
+        )
+        self.next(self.decide)
+
+    @card(type="html")
+    @step
+    def decide(self):
+        """Retrain, alarm or nothing, with reasons; the card shows it all."""
+        info = {
+            "source": self.window.source,
+            "rows": len(self.current),
+            "labelled": self.window.labelled,
+            "notes": self.window.notes,
+        }
+        self.verdict = decide_retrain(self.reports, self.champion, info)
+        self.verdict_json = self.verdict.to_json()
+        self.html = render_monitor_card(self.verdict, self.reports)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        """Keep the snapshots for the dashboard; say what was decided."""
+        save_to_workspace(self.settings.monitor.workspace, current.project_name, self.reports)
+        print(f"monitor verdict {self.verdict.id}: {self.verdict.status.upper()}")
+        for line in [*self.verdict.reasons, *self.window.notes]:
+            print(f"  - {line}")
+        print("card: python -m flowship card --flow MonitorFlow --step decide")
+
+
+if __name__ == "__main__":
+    MonitorFlow()

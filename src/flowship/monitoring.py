@@ -1,0 +1,248 @@
+"""The production window (prediction log + delayed labels) and the retrain decision."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from flowship.config import DataSettings, MonitorSettings
+from flowship.data import Schema, read_source, validate_dataset
+from flowship.predict import read_prediction_log
+from flowship.quality import CheckResult, QualityReport
+
+SCORE = "prediction_score"
+
+
+class MonitorError(ValueError):
+    """The window or the feedback cannot be used; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """Production rows to check: features, the model's score and, where known, the label."""
+
+    frame: pd.DataFrame
+    source: str
+    labelled: int
+    notes: list[str] = field(default_factory=list)
+
+
+def score_column(frame: pd.DataFrame, schema: Schema) -> pd.Series:
+    """The score whose drift is watched: P(positive) for binary, P(predicted class) otherwise."""
+    if schema.task == "binary":
+        return frame[f"proba_{schema.positive_class}"].astype(float)
+    columns = [f"proba_{c}" for c in schema.classes]
+    return frame[columns].astype(float).max(axis=1)
+
+
+def read_feedback(directory: str | Path, target: str) -> pd.DataFrame:
+    """Delayed labels: CSV files with `request_id`, `row` and the target column.
+
+    Raises:
+        MonitorError: a file lacks those columns.
+    """
+    frames = []
+    for path in sorted(Path(directory).glob("*.csv")):
+        frame = pd.read_csv(path, dtype={"request_id": str})
+        missing = {"request_id", "row", target} - set(frame.columns)
+        if missing:
+            raise MonitorError(
+                f"feedback file {path} lacks column(s) {sorted(missing)}; it needs request_id, "
+                f"row and {target!r} (the true label)"
+            )
+        frames.append(frame[["request_id", "row", target]])
+    if not frames:
+        return pd.DataFrame(columns=["request_id", "row", target])
+    return pd.concat(frames, ignore_index=True).drop_duplicates(["request_id", "row"], keep="last")
+
+
+def load_window(
+    monitor: MonitorSettings,
+    schema: Schema,
+    champion_run: str,
+    log_dir: str | Path,
+    current_file: str | None = None,
+    since: datetime | None = None,
+) -> Window:
+    """The current production window: a file (`--current`), or the prediction log's rows of
+    the champion since a time / in the last `window_hours` / the last `window_rows`, with
+    delayed labels joined by request id and row.
+
+    Raises:
+        MonitorError: an empty window, a window without the champion's predictions, or bad
+            feedback files.
+    """
+    notes: list[str] = []
+    if current_file:
+        frame = read_source(current_file)
+        source = f"file {current_file}"
+        labelled = int(frame[schema.target].notna().sum()) if schema.target in frame else 0
+        if frame.empty:
+            raise MonitorError(f"{current_file} has no rows")
+        return Window(frame.reset_index(drop=True), source, labelled, notes)
+
+    if since is None and monitor.window_hours:
+        since = datetime.now(UTC) - timedelta(hours=monitor.window_hours)
+    log = read_prediction_log(log_dir, since=since)
+    if log.empty:
+        raise MonitorError(
+            f"no predictions logged in {log_dir}"
+            + (f" since {since.isoformat()}" if since else "")
+            + ": send traffic (make simulate) or point [serving] prediction_log_dir at the log"
+        )
+    runs = log["run"].value_counts().to_dict()
+    if champion_run not in runs:
+        raise MonitorError(
+            f"the window holds predictions of {runs} but none of the champion {champion_run}; "
+            "deploy the champion (make bento) or monitor the model that is serving"
+        )
+    if len(runs) > 1:
+        others = {k: v for k, v in runs.items() if k != champion_run}
+        notes.append(f"ignored {sum(others.values())} rows of other models: {others}")
+        log = log[log["run"] == champion_run]
+    if monitor.window_rows:
+        log = log.tail(monitor.window_rows)
+    feedback = read_feedback(monitor.feedback_dir, schema.target)
+    frame = log.merge(feedback, on=["request_id", "row"], how="left")
+    known = set(zip(log["request_id"], log["row"], strict=True))
+    unknown = sum(
+        1 for key in zip(feedback["request_id"], feedback["row"], strict=True) if key not in known
+    )
+    if unknown:
+        notes.append(f"{unknown} feedback label(s) match no request in the window")
+    labelled = int(frame[schema.target].notna().sum())
+    return Window(frame.reset_index(drop=True), f"prediction log {log_dir}", labelled, notes)
+
+
+def prepare_window(window: Window, schema: Schema, model: Any) -> pd.DataFrame:
+    """Typed features, the label where known, probabilities (scored now when the window is a
+    file without them) and the watched score column."""
+    frame = window.frame.copy()
+    for column in schema.features:
+        if column not in frame:
+            raise MonitorError(f"the window lacks feature {column!r} of the champion's schema")
+    if schema.target not in frame:
+        frame[schema.target] = np.nan
+    labelled = frame[schema.target].notna()
+    typed = validate_dataset(
+        frame.assign(**{schema.target: frame[schema.target].where(labelled, schema.classes[0])}),
+        schema.model_copy(update={"id_column": None}),
+    )
+    out = typed.copy()
+    out[schema.target] = frame[schema.target].where(labelled).to_numpy()
+    proba_columns = [f"proba_{c}" for c in schema.classes]
+    if all(c in frame for c in proba_columns):
+        out[proba_columns] = frame[proba_columns].to_numpy(dtype=float)
+    else:
+        proba = model.predict_proba(typed[schema.features])
+        out[proba_columns] = proba
+    out[SCORE] = score_column(out, schema)
+    return out
+
+
+def reference_frame(
+    holdout: pd.DataFrame, predictions: pd.DataFrame, schema: Schema
+) -> pd.DataFrame:
+    """The champion's holdout with its own holdout predictions and the watched score."""
+    out = holdout.reset_index(drop=True).copy()
+    for c in schema.classes:
+        out[f"proba_{c}"] = predictions[f"proba_{c}"].to_numpy()
+    out[SCORE] = score_column(out, schema)
+    return out
+
+
+class MonitorVerdict(BaseModel):
+    """What the monitor concluded about a window, with every check."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    created_at: str
+    status: Literal["ok", "alarm", "retrain"]
+    retrain: bool
+    reasons: list[str]
+    checks: list[CheckResult]
+    champion: str
+    window: dict[str, Any]
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+
+def decide_retrain(
+    reports: list[QualityReport],
+    champion: str,
+    window: dict[str, Any],
+    now: datetime | None = None,
+) -> MonitorVerdict:
+    """Retrain when drift or decay fails a critical check; raise an alarm (no retrain) when
+    only data quality fails: broken or new inputs need a look before a model learns them."""
+    checks = [c for r in reports for c in r.checks]
+    failed = [c for c in checks if c.blocking]
+    drift_or_decay = [c for c in failed if c.group in {"drift", "model_quality"}]
+    quality = [c for c in failed if c.group == "data_quality"]
+    status: Literal["ok", "alarm", "retrain"] = (
+        "retrain" if drift_or_decay else "alarm" if quality else "ok"
+    )
+    reasons = [f"{c.group}: {c.label} = {_num(c.value)} (limit {c.condition})" for c in failed]
+    drifted = [c.column for c in checks if c.name == "column drift" and c.status != "pass"]
+    if drifted:
+        reasons.append(f"drifted columns: {', '.join(str(d) for d in drifted)}")
+    if not window.get("labelled"):
+        reasons.append("no delayed labels in the window: model quality not checked")
+    if status == "ok":
+        reasons.insert(0, "no drift, decay or data-quality problem beyond the [monitor] limits")
+    created = (now or datetime.now(UTC)).isoformat(timespec="seconds")
+    body = json.dumps([created, champion, [c.model_dump() for c in checks]], sort_keys=True)
+    return MonitorVerdict(
+        id=hashlib.sha256(body.encode()).hexdigest()[:12],
+        created_at=created,
+        status=status,
+        retrain=status == "retrain",
+        reasons=reasons,
+        checks=checks,
+        champion=champion,
+        window=window,
+    )
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def labelled_production_rows(
+    log_dir: str | Path, feedback_dir: str | Path, data: DataSettings
+) -> pd.DataFrame:
+    """Logged production rows that have a delayed label, in the training table's columns
+    (for retraining: the data source plus these, deduplicated by id).
+
+    Raises:
+        MonitorError: the logged rows lack a configured column.
+    """
+    log = read_prediction_log(log_dir)
+    features = [*(data.numeric_features or []), *(data.categorical_features or [])]
+    if not features:
+        features = [c for c in log.columns if c not in _LOG_FIELDS and not c.startswith("proba_")]
+    columns = [c for c in [data.id_column, *features, data.target] if c]
+    if log.empty:
+        return pd.DataFrame(columns=columns)
+    feedback = read_feedback(feedback_dir, data.target)
+    joined = log.merge(feedback, on=["request_id", "row"], how="inner")
+    missing = [c for c in columns if c not in joined]
+    if missing:
+        raise MonitorError(
+            f"logged rows lack {missing}; clients must send them (the id column is optional "
+            "in requests but needed to deduplicate feedback)"
+        )
+    return joined[columns].reset_index(drop=True)
+
+
+_LOG_FIELDS = {"ts", "request_id", "row", "model_version", "run", "prediction"}
