@@ -230,7 +230,8 @@ def labelled_production_rows(
     log = read_prediction_log(log_dir)
     features = [*(data.numeric_features or []), *(data.categorical_features or [])]
     if not features:
-        features = [c for c in log.columns if c not in _LOG_FIELDS and not c.startswith("proba_")]
+        reserved = _LOG_FIELDS | {data.id_column, data.target}
+        features = [c for c in log.columns if c not in reserved and not c.startswith("proba_")]
     columns = [c for c in [data.id_column, *features, data.target] if c]
     if log.empty:
         return pd.DataFrame(columns=columns)
