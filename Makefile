@@ -42,16 +42,14 @@ $(STAMP): pyproject.toml constraints.txt
 ## Create .venv with the pinned dependencies (constraints.txt)
 install: $(STAMP)
 
-## Install, train through the gate, build the Bento, serve it and ask it a question
+## The whole loop: train -> gate -> Bento -> serve -> traffic -> monitor -> drift -> retrain -> new Bento
 demo: $(STAMP)
 	$(MAKE) --no-print-directory train
 	@echo; $(MAKE) --no-print-directory champion
 	@$(BIN)/python -m flowship card --config $(CONFIG) --step evaluate
 	@$(BIN)/python -m flowship card --config $(CONFIG) --step gate
 	$(MAKE) --no-print-directory bento
-	$(BIN)/python -m flowship smoke --config $(CONFIG)
-	@echo "Open reports/evaluate_card.html (training) and reports/gate_card.html (the gate) in a browser;"
-	@echo "serve the Bento yourself with: make serve"
+	$(BIN)/python -m flowship loop --config $(CONFIG) --url $(URL)
 
 ## Run the whole test suite (unit, flows)
 test: $(STAMP)
@@ -70,7 +68,7 @@ format: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## Run TrainFlow and its gate (CONFIG=, MAX_WORKERS=, BRANCH=, PRODUCTION=1, TRAIN_ARGS="--dry-run")
+## Run TrainFlow and its gate (CONFIG=, MAX_WORKERS=, BRANCH=, PRODUCTION=1, TRAIN_ARGS="--dry-run True")
 train: $(STAMP)
 	$(BIN)/python flows/train_flow.py --no-pylint $(SCOPE) --config config $(CONFIG) run --max-workers $(MAX_WORKERS) $(TRAIN_ARGS)
 
@@ -113,7 +111,7 @@ monitor: $(STAMP)
 	  echo "no retraining needed"; \
 	else \
 	  before=$$($(BIN)/python -m flowship champion --config $(CONFIG) $(SCOPE) --pathspec-only); \
-	  $(MAKE) --no-print-directory train TRAIN_ARGS="--with-feedback"; \
+	  $(MAKE) --no-print-directory train TRAIN_ARGS="--with-feedback True"; \
 	  after=$$($(BIN)/python -m flowship champion --config $(CONFIG) $(SCOPE) --pathspec-only); \
 	  if [ "$$before" != "$$after" ]; then echo "new champion $$after: rebuilding the Bento"; $(MAKE) --no-print-directory bento; \
 	  else echo "the gate kept the champion $$before: nothing to rebuild"; fi; \

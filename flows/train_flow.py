@@ -3,9 +3,9 @@
 Usage:
     python flows/train_flow.py run
     python flows/train_flow.py --config config path/to/other.toml run --max-workers 4
-    python flows/train_flow.py run --dry-run
-    python flows/train_flow.py run --force-promote --reason "hotfix approved by J. Doe"
-    python flows/train_flow.py run --with-feedback
+    python flows/train_flow.py run --dry-run True
+    python flows/train_flow.py run --force-promote True --reason "hotfix approved by J. Doe"
+    python flows/train_flow.py run --with-feedback True
     python flows/train_flow.py --production run
     python flows/train_flow.py card view evaluate
 """

@@ -17,8 +17,13 @@ from flowship.quality import CheckResult, QualityReport, render_reports
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:,.0f}" if value.is_integer() and abs(value) >= 1000 else f"{value:.4g}"
+        return f"{value:.4f}"
     return str(value)
+
+
+def _num(value: float) -> str:
+    """A check's value: whole numbers in full (20,000 rows), others to 4 significant digits."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:.4g}"
 
 
 def _table(frame: pd.DataFrame) -> Table:
@@ -113,7 +118,7 @@ def _check_rows(checks: list[CheckResult]) -> str:
     rows = []
     for check in checks:
         fg, bg, word = _STATUS_STYLE[check.status]
-        value = "" if check.value is None else _fmt(check.value)
+        value = "" if check.value is None else _num(check.value)
         rows.append(
             f'<tr><td style="background:{bg};color:{fg};font-weight:600">{word}</td>'
             f"<td>{escape(check.group)}</td><td>{escape(check.name)}</td>"

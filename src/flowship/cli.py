@@ -184,40 +184,48 @@ def _cmd_smoke(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
+    settings = read_settings(args.config)
+    _simulate(
+        args.url, args.scenario, args.rows, args.seed, settings.monitor.feedback_dir, args.batch
+    )
+    return 0
+
+
+def _simulate(
+    url: str, scenario: str, rows: int, seed: int, feedback_dir: str, batch: int = 10
+) -> Path:
+    """Send generated rows to a running service; write their true labels as delayed feedback."""
     import time
 
     import httpx
+    import pandas as pd
 
     from flowship.sample_data import ID_COLUMN, TARGET, generate_churn
 
-    settings = read_settings(args.config)
-    frame = generate_churn(args.rows, seed=args.seed, scenario=args.scenario)
+    frame = generate_churn(rows, seed=seed, scenario=scenario)
     features = [c for c in frame.columns if c not in {"signup_date", TARGET}]
     labels = []
     started = time.monotonic()
-    with httpx.Client(base_url=args.url, timeout=30) as client:
-        for start in range(0, len(frame), args.batch):
-            chunk = frame.iloc[start : start + args.batch]
-            rows = json.loads(chunk[features].to_json(orient="records"))
-            answer = client.post("/predict", json={"rows": rows})
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for start in range(0, len(frame), batch):
+            chunk = frame.iloc[start : start + batch]
+            answer = client.post(
+                "/predict", json={"rows": json.loads(chunk[features].to_json(orient="records"))}
+            )
             if answer.status_code != 200:
-                raise _UserError(f"{args.url}/predict answered {answer.status_code}: {answer.text}")
+                raise _UserError(f"{url}/predict answered {answer.status_code}: {answer.text}")
             request_id = answer.json()["request_id"]
             for i, (cid, label) in enumerate(zip(chunk[ID_COLUMN], chunk[TARGET], strict=True)):
                 labels.append({"request_id": request_id, "row": i, ID_COLUMN: cid, TARGET: label})
-    out = Path(settings.monitor.feedback_dir)
+    out = Path(feedback_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    path = out / f"labels-{args.scenario}-{args.seed}-{stamp}.csv"
-    import pandas as pd
-
+    path = out / f"labels-{scenario}-{seed}-{time.strftime('%Y%m%dT%H%M%S')}.csv"
     pd.DataFrame(labels).to_csv(path, index=False)
-    seconds = time.monotonic() - started
     print(
-        f"sent {len(frame):,} {args.scenario} rows to {args.url} in {seconds:.1f} s; "
+        f"sent {len(frame):,} {scenario} rows to {url} in {time.monotonic() - started:.1f} s; "
         f"their true labels (arriving 'later') are in {path}"
     )
-    return 0
+    return path
 
 
 def _cmd_monitor_verdict(args: argparse.Namespace) -> int:
@@ -235,6 +243,79 @@ def _cmd_monitor_verdict(args: argparse.Namespace) -> int:
     if args.fail_on_drift and verdict.status != "ok":
         return 1
     return 0
+
+
+def _cmd_loop(args: argparse.Namespace) -> int:
+    """The demo's monitoring loop: serve, send traffic, monitor, retrain, rebuild, re-serve."""
+    import subprocess
+    from datetime import UTC, datetime
+
+    def make(*targets: str) -> None:
+        subprocess.run(["make", "--no-print-directory", *targets], check=True)
+
+    def stage(text: str) -> None:
+        print(f"\n==> {text}", flush=True)
+
+    settings = read_settings(args.config)
+    log_dir = Path(settings.serving.prediction_log_dir).resolve()
+    bento = Path(".bento-tag").read_text().strip()
+    stage(f"serving {bento} on {args.url}")
+    server = _serve(bento, args.url, log_dir)
+    try:
+        since = datetime.now(UTC).isoformat(timespec="seconds")
+        stage("production traffic like the training data (baseline), with delayed labels")
+        _simulate(args.url, "baseline", args.rows, 1001, settings.monitor.feedback_dir)
+        stage("MonitorFlow on that window: expect no alarm")
+        make("monitor", f"MONITOR_ARGS=--since {since}")
+        since = datetime.now(UTC).isoformat(timespec="seconds")
+        stage("the world changes: DSL customers now churn for other reasons (concept_shift)")
+        _simulate(args.url, "concept_shift", args.shift_rows, 1002, settings.monitor.feedback_dir)
+        stage("MonitorFlow: decay is caught -> TrainFlow --with-feedback -> gate -> Bento")
+        make("monitor", f"MONITOR_ARGS=--since {since}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    stage("the rebuilt Bento answers and names the new champion")
+    make("champion")
+    champion = subprocess.run(
+        [sys.executable, "-m", "flowship", "champion", "--config", args.config, "--pathspec-only"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flowship",
+            "smoke",
+            "--config",
+            args.config,
+            "--expect-run",
+            champion,
+        ],
+        check=True,
+    )
+    print("\nLook at: reports/gate_card.html, reports/monitor_card.html, and `make dashboard`.")
+    return 0
+
+
+def _serve(tag: str, url: str, log_dir: Path) -> Any:
+    import subprocess
+    import tempfile
+
+    port = url.rsplit(":", 1)[-1]
+    bentoml = Path(sys.executable).with_name("bentoml")
+    env = {**os.environ, "FLOWSHIP_PREDICTION_LOG_DIR": str(log_dir)}
+    server_log = Path(tempfile.mkstemp(prefix="flowship-serve-", suffix=".log")[1])
+    proc = subprocess.Popen(
+        [str(bentoml), "serve", tag, "--host", "127.0.0.1", "--port", port],
+        env=env,
+        stdout=server_log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    _wait_ready(url, proc)
+    return proc
 
 
 def _free_port() -> int:
@@ -320,6 +401,12 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=1001, help="generator seed")
     simulate.add_argument("--batch", type=int, default=10, help="rows per request")
     simulate.set_defaults(func=_cmd_simulate)
+
+    loop = _scoped(sub, "loop", "the demo's loop: serve, traffic, monitor, retrain, rebuild")
+    loop.add_argument("--url", default="http://127.0.0.1:3000", help="where to serve")
+    loop.add_argument("--rows", type=int, default=2000, help="baseline rows to send")
+    loop.add_argument("--shift-rows", type=int, default=6000, help="concept_shift rows to send")
+    loop.set_defaults(func=_cmd_loop)
 
     mverdict = _scoped(sub, "monitor-verdict", "print the newest MonitorFlow verdict")
     mverdict.add_argument("--fail-on-drift", action="store_true", help="exit 1 unless status ok")

@@ -70,7 +70,7 @@ def check_override(gate: GateSettings, dry_run: bool, force: bool, reason: str) 
     mode: Mode = "dry-run" if dry_run or gate.mode == "dry-run" else "enforce"
     if force and not reason.strip():
         raise GateError(
-            '--force-promote needs --reason "why": an override without a reason is refused'
+            '--force-promote True needs --reason "why": an override without a reason is refused'
         )
     if force and mode == "dry-run":
         raise GateError("--force-promote cannot be combined with a dry run")
@@ -112,12 +112,8 @@ def decide_promotion(
     Raises:
         GateError: an override without a reason, or an override in dry-run mode.
     """
-    if force and not (force_reason or "").strip():
-        raise GateError(
-            '--force-promote needs --reason "why": an override without a reason is refused'
-        )
-    if force and mode == "dry-run":
-        raise GateError("--force-promote cannot be combined with dry-run mode")
+    if force:
+        check_override(GateSettings(mode=mode), False, force, force_reason or "")
     if not checks:
         raise GateError("no checks were run: refusing to decide on nothing")
 

@@ -117,7 +117,7 @@ def load_window(
         1 for key in zip(feedback["request_id"], feedback["row"], strict=True) if key not in known
     )
     if unknown:
-        notes.append(f"{unknown} feedback label(s) match no request in the window")
+        notes.append(f"{unknown} feedback label(s) belong to requests outside this window")
     labelled = int(frame[schema.target].notna().sum())
     return Window(frame.reset_index(drop=True), f"prediction log {log_dir}", labelled, notes)
 

@@ -132,13 +132,13 @@ def test_decide_promotion_override_is_recorded() -> None:
 @pytest.mark.parametrize("reason", [None, "", "   \n"])
 def test_decide_promotion_override_needs_a_reason(reason: str | None) -> None:
     """An override without a reason, or with a blank one, is refused."""
-    with pytest.raises(GateError, match=r'--force-promote needs --reason "why"'):
+    with pytest.raises(GateError, match=r'--force-promote True needs --reason "why"'):
         _decide([ROWS, MISSING_AGE], force=True, force_reason=reason)
 
 
 def test_decide_promotion_override_in_dry_run() -> None:
     """An override cannot be combined with a dry run."""
-    with pytest.raises(GateError, match="cannot be combined with dry-run mode"):
+    with pytest.raises(GateError, match="cannot be combined with a dry run"):
         _decide([ROWS], mode="dry-run", force=True, force_reason="why not")
 
 
@@ -260,7 +260,7 @@ def test_check_override_force_with_reason() -> None:
 
 def test_check_override_force_without_reason() -> None:
     """--force-promote without a reason is refused before any training."""
-    with pytest.raises(GateError, match=r'--force-promote needs --reason "why"'):
+    with pytest.raises(GateError, match=r'--force-promote True needs --reason "why"'):
         check_override(GateSettings(), False, True, "  ")
 
 
