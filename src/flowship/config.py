@@ -140,6 +140,8 @@ class MonitorSettings(_Section):
     max_out_of_range_share: float = Field(default=0.05, ge=0.0, le=1.0)
     max_metric_drop: float = Field(default=0.05, ge=0.0)
     min_labels: int = Field(default=200, ge=1)
+    sample_rows: int = Field(default=50_000, ge=1000)
+    sample_seed: int = 0
     workspace: str = "monitoring/workspace"
 
 

@@ -118,7 +118,8 @@ class PredictionLog:
         when: float | None = None,
     ) -> None:
         """Log one request: when, its id, the model version, its rows and their predictions."""
-        ts = datetime.fromtimestamp(when or time.time(), UTC).isoformat(timespec="milliseconds")
+        stamp = time.time() if when is None else when
+        ts = datetime.fromtimestamp(stamp, UTC).isoformat(timespec="milliseconds")
         line = json.dumps(
             {
                 "ts": ts,
@@ -153,34 +154,44 @@ LOG_COLUMNS = ["ts", "request_id", "row", "model_version", "run", "prediction"]
 
 def read_prediction_log(directory: str | Path, since: datetime | None = None) -> pd.DataFrame:
     """Every logged row under `directory`, oldest first: ts, request_id, row (index within its
-    request), model_version, prediction, one `proba_<class>` column per class and one column
-    per feature."""
-    frames = []
+    request), model_version, run, prediction, one `proba_<class>` column per class and one
+    column per feature. A `since` without a timezone is taken as UTC."""
+    rows: list[dict[str, Any]] = []
+    meta: dict[str, list[Any]] = {
+        k: [] for k in ("ts", "request_id", "row", "model_version", "run")
+    }
+    predictions: list[Any] = []
+    probabilities: list[list[float]] = []
+    classes: list[str] = []
     for path in sorted(Path(directory).glob("predictions-*.jsonl")):
         with path.open(encoding="utf-8") as handle:
             for line in handle:
                 if not line.strip():
                     continue
                 record = json.loads(line)
-                frame = pd.DataFrame.from_records(record["rows"])
-                proba = np.asarray(record["probabilities"], dtype=float).reshape(len(frame), -1)
-                for i, name in enumerate(record["classes"]):
-                    frame[f"proba_{name}"] = proba[:, i]
-                frame.insert(0, "prediction", record["predictions"])
-                frame.insert(0, "run", record.get("run", ""))
-                frame.insert(0, "model_version", record["model_version"])
-                frame.insert(0, "row", range(len(frame)))
-                frame.insert(0, "request_id", record["request_id"])
-                frame.insert(0, "ts", record["ts"])
-                frames.append(frame)
-    if not frames:
+                n = len(record["rows"])
+                rows.extend(record["rows"])
+                for key in ("ts", "request_id", "model_version"):
+                    meta[key].extend([record[key]] * n)
+                meta["run"].extend([record.get("run", "")] * n)
+                meta["row"].extend(range(n))
+                predictions.extend(record["predictions"])
+                probabilities.extend(record["probabilities"])
+                classes = record["classes"]
+    if not rows:
         return pd.DataFrame(columns=LOG_COLUMNS)
-    # A request whose rows all lack a feature makes that column object (None) in its own
-    # frame; re-infer so numbers stay float64 and categories strings across requests.
-    out = pd.concat(frames, ignore_index=True).infer_objects()
+    out = pd.DataFrame(meta)
+    out["prediction"] = predictions
+    # a column whose values were all null in some request still reads back as numbers
+    features = pd.DataFrame.from_records(rows).infer_objects()
+    out = pd.concat([out, features.drop(columns=[c for c in features if c in out])], axis=1)
+    proba = np.asarray(probabilities, dtype=float).reshape(len(rows), -1)
+    for i, name in enumerate(classes):
+        out[f"proba_{name}"] = proba[:, i]
     out["ts"] = pd.to_datetime(out["ts"], utc=True, format="ISO8601")
     if since is not None:
-        out = out[out["ts"] >= pd.Timestamp(since)]
+        stamp = pd.Timestamp(since)
+        out = out[out["ts"] >= (stamp if stamp.tzinfo else stamp.tz_localize("UTC"))]
     return out.sort_values(["ts", "request_id", "row"], kind="stable").reset_index(drop=True)
 
 
@@ -239,6 +250,12 @@ class MicroBatcher:
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
+                    continue
+                if len(results) != len(batch):
+                    error = RuntimeError(f"{len(results)} results for {len(batch)} requests")
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
                     continue
                 for (_, future), result in zip(batch, results, strict=True):
                     if not future.done():
