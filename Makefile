@@ -129,7 +129,10 @@ card: $(STAMP)
 
 ## Run the speed and memory benchmarks (ratios against the named baselines)
 bench: $(STAMP)
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(BIN)/python benchmarks/train.py
+	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python benchmarks/monitor.py
 
 ## Regenerate constraints.txt from the current .venv (after changing a range in pyproject.toml)
 constraints: $(STAMP)
