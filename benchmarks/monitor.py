@@ -118,10 +118,8 @@ def main() -> None:
     ratio = ours["wall"] / raw_check_result["wall"]
     print(f"\nMonitor check: {args.rows:,} current rows vs a {len(reference):,}-row reference")
     print(f"{'':44}{'wall s':>8}{'peak MB':>9}")
-    base = raw_check_result
-    print(
-        f"{'(2) scipy per-column distances, all rows':44}{base['wall']:>8.2f}{base['peak_mb']:>9.0f}"
-    )
+    base, name = raw_check_result, "(2) scipy per-column distances, all rows"
+    print(f"{name:44}{base['wall']:>8.2f}{base['peak_mb']:>9.0f}")
     label = f"(1) flowship check (sample {monitor.sample_rows:,})"
     print(f"{label:44}{ours['wall']:>8.2f}{ours['peak_mb']:>9.0f}")
     drifted = sorted(k for k, v in raw_check_result["result"].items() if v)
