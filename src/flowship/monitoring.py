@@ -87,6 +87,7 @@ def load_window(
         labelled = int(frame[schema.target].notna().sum()) if schema.target in frame else 0
         if frame.empty:
             raise MonitorError(f"{current_file} has no rows")
+        _require_rows(len(frame), monitor.min_rows)
         return Window(frame.reset_index(drop=True), source, labelled, notes)
 
     if since is None and monitor.window_hours:
@@ -119,7 +120,16 @@ def load_window(
     if unknown:
         notes.append(f"{unknown} feedback label(s) belong to requests outside this window")
     labelled = int(frame[schema.target].notna().sum())
+    _require_rows(len(frame), monitor.min_rows)
     return Window(frame.reset_index(drop=True), f"prediction log {log_dir}", labelled, notes)
+
+
+def _require_rows(rows: int, minimum: int) -> None:
+    if rows < minimum:
+        raise MonitorError(
+            f"the window has {rows} rows, fewer than [monitor] min_rows = {minimum}; wait for "
+            "more traffic, widen the window, or lower min_rows"
+        )
 
 
 def prepare_window(window: Window, schema: Schema, model: Any) -> pd.DataFrame:
