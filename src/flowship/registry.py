@@ -40,9 +40,10 @@ def project_runs(flow: str, project: str, branch: str, *tags: str) -> list[Run]:
         runs = list(Flow(flow).runs(f"project:{project}", f"project_branch:{branch}", *tags))
     except MetaflowNotFound:
         return []
-    # The client lists runs in storage order; "newest" must mean newest, so sort explicitly.
+    # The client lists runs in storage order, and a local run's created_at moves when its tags
+    # change; Metaflow's numeric run ids grow with time, so they order runs (newest first).
     return sorted(
-        runs, key=lambda r: (r.created_at, int(r.id) if r.id.isdigit() else 0), reverse=True
+        runs, key=lambda r: (int(r.id) if r.id.isdigit() else 0, str(r.created_at)), reverse=True
     )
 
 
