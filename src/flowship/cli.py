@@ -196,9 +196,18 @@ def _cmd_smoke(args: argparse.Namespace) -> int:
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     settings = read_settings(args.config)
-    _simulate(
-        args.url, args.scenario, args.rows, args.seed, settings.monitor.feedback_dir, args.batch
-    )
+    server = None
+    if args.serve:
+        log_dir = Path(settings.serving.prediction_log_dir).resolve()
+        server = _serve(Path(args.tag_file).read_text().strip(), args.url, log_dir)
+    try:
+        _simulate(
+            args.url, args.scenario, args.rows, args.seed, settings.monitor.feedback_dir, args.batch
+        )
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
     return 0
 
 

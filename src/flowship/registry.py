@@ -316,8 +316,19 @@ def export_model(run: Run, model_name: str) -> tuple[str, dict[str, Any]]:
         "data": data.data_fingerprint,
         "verdict": verdict.id,
     }
-    model = bentoml.sklearn.save_model(model_name, data.model, labels=labels, metadata=metadata)
+    model = bentoml.sklearn.save_model(
+        model_name, data.model, labels=labels, metadata=_without_none(metadata)
+    )
     return str(model.tag), metadata
+
+
+def _without_none(value: Any) -> Any:
+    """BentoML metadata refuses None: drop such keys (an unset id column, an unknown dirty flag)."""
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_without_none(v) for v in value if v is not None]
+    return value
 
 
 def build_bento(spec: dict[str, Any], repo: Path, workdir: Path) -> str:

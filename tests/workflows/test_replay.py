@@ -1,0 +1,121 @@
+"""Replay, locally, every workflow step that needs neither Docker nor GitHub: the make targets
+run for real, in a copy of the repository with its own Metaflow datastore and model store."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+from tests.helpers import REPO
+from tests.workflows.test_workflows import WORKFLOWS, _jobs, _steps, make_calls
+
+pytestmark = pytest.mark.slow
+# Steps that need a container engine, a cluster, GitHub's API or the live index.
+NEEDS_OUTSIDE = {
+    "lint": "recursion: make lint runs this suite's checks itself",
+    "test": "recursion: this test is part of make test",
+    "actionlint": "its PyPI wrapper downloads the binary (GitHub runners only)",
+    "changed-model": "asks GitHub for the pull request's files (gh)",
+    "containerize": "needs a Docker engine",
+    "smoke-container": "needs a Docker engine",
+    "push": "needs a Docker engine and a registry",
+    "drift-issue": "opens a GitHub issue (gh)",
+}
+# The order a production day takes: train.yml, then monitor.yml.
+ORDER = [
+    "train",
+    "verdict-summary",
+    "promoted-outputs",
+    "bento",
+    "deploy",
+    "simulate-day",
+    "monitor-only",
+    "monitor-summary",
+    "monitor-outputs",
+    "canary-report",
+]
+
+
+def workflow_targets() -> set[str]:
+    return {
+        call[0]
+        for path in WORKFLOWS
+        for job in _jobs(path).values()
+        for step in _steps(job)
+        for call in make_calls(step.get("run", ""))
+    }
+
+
+def test_every_workflow_target_is_replayed_or_excused() -> None:
+    """A new workflow step must be added to the replay or say why it cannot run here."""
+    assert workflow_targets() == set(ORDER) | set(NEEDS_OUTSIDE)
+
+
+def test_replay_workflow_steps(tmp_path: Path) -> None:
+    """train.yml's and monitor.yml's local steps succeed in order, as CI would run them."""
+    work = tmp_path / "repo"
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    for name in files:
+        if (REPO / name).is_file():
+            (work / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, work / name)
+    (work / ".venv").symlink_to(REPO / ".venv")
+    config = (REPO / "config" / "project.toml").read_text()
+    import tomllib
+
+    small = tomllib.loads(config)
+    small["data"]["source"] = "sample:churn?rows=4000&seed=7"
+    small["training"]["candidates"] = [
+        {"name": "hgb", "estimator": "hist_gradient_boosting", "params": {"max_iter": [50]}}
+    ]
+    small["gate"]["min_metrics"] = {"roc_auc": 0.7}  # a small model that must pass, so the
+    (work / "ci.toml").write_text(tomli_w.dumps(small))  # promoted-only steps run too
+    env = {
+        **os.environ,
+        "USERNAME": "github-actions",
+        "PRODUCTION": "1",
+        "CONFIG": "ci.toml",
+        "ROWS": "400",
+        "PORT": str(_port()),
+        "IMAGE_REPO": "ghcr.io/example/flowship",
+    }
+    env.pop("METAFLOW_DATASTORE_SYSROOT_LOCAL", None)
+    outputs = {}
+    for target in ORDER:
+        done = subprocess.run(
+            ["make", "--no-print-directory", "-o", ".venv/.installed", target],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, (
+            f"make {target} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
+        outputs[target] = done.stdout
+    assert "promoted=true" in outputs["promoted-outputs"]
+    assert "image=ghcr.io/example/flowship:" in outputs["promoted-outputs"]
+    assert "deploy skipped: no KUBECONFIG secret" in outputs["deploy"]
+    assert "retrain=" in outputs["monitor-outputs"]
+    assert (work / "reports" / "gate" / "summary.md").is_file()
+    assert (work / "reports" / "monitor_card.html").is_file()
+
+
+def _port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
