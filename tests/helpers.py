@@ -86,3 +86,12 @@ def card_text(html: str) -> str:
     """The JSON payload of a Metaflow card (cards embed their components base64-encoded)."""
     blobs = re.findall(r'window.__MF_DATA__\["[^"]+"\] = "([A-Za-z0-9+/=]+)"', html)
     return "\n".join(base64.b64decode(b).decode() for b in blobs)
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 for a server a test starts."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

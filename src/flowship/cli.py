@@ -148,8 +148,7 @@ def _cmd_bento(args: argparse.Namespace) -> int:
 
 
 def _cmd_smoke(args: argparse.Namespace) -> int:
-    import subprocess
-    import tempfile
+    import time
 
     import httpx
 
@@ -160,22 +159,12 @@ def _cmd_smoke(args: argparse.Namespace) -> int:
     url = args.url
     if url is None:
         tag = args.bento or Path(args.tag_file).read_text().strip()
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        bentoml = Path(sys.executable).with_name("bentoml")
-        log_dir = Path(settings.serving.prediction_log_dir).resolve()
-        env = {**os.environ, "FLOWSHIP_PREDICTION_LOG_DIR": str(log_dir)}
-        server_log = Path(tempfile.mkstemp(prefix="flowship-serve-", suffix=".log")[1])
-        proc = subprocess.Popen(
-            [str(bentoml), "serve", tag, "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=server_log.open("w"),
-            stderr=subprocess.STDOUT,
-        )
-        print(f"serving {tag} on {url} (log: {server_log})")
+        url = f"http://127.0.0.1:{_free_port()}"
+        started = time.monotonic()
+        proc = _serve(tag, url, Path(settings.serving.prediction_log_dir).resolve())
+        print(f"served {tag} on {url}: ready after {time.monotonic() - started:.1f} s")
     try:
-        seconds = _wait_ready(url, proc)
-        print(f"ready after {seconds:.1f} s")
+        _wait_ready(url, proc)
         frame = generate_churn(3, seed=2024)
         features = [c for c in frame.columns if c not in {"customer_id", "signup_date", "churned"}]
         rows = json.loads(frame[features].to_json(orient="records"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import httpx
 import pytest
 
 from flowship.registry import build_bento
-from tests.helpers import REPO, TRAIN_FLOW, run_flow, small_config
+from tests.helpers import REPO, TRAIN_FLOW, free_port, run_flow, small_config
 
 
 @dataclass
@@ -26,12 +25,6 @@ class Served:
     tag: str
     log_dir: Path
     spec: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +61,7 @@ def served(champion_run: Any, spec_file: Path, tmp_path_factory: pytest.TempPath
     root = tmp_path_factory.mktemp("bento")
     spec = json.loads(spec_file.read_text())
     bento_tag = build_bento(spec, REPO, root)
-    port, log_dir = _free_port(), root / "predictions"
+    port, log_dir = free_port(), root / "predictions"
     env = {**os.environ, "FLOWSHIP_PREDICTION_LOG_DIR": str(log_dir)}
     bentoml = Path(sys.executable).with_name("bentoml")
     proc = subprocess.Popen(

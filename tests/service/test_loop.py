@@ -16,7 +16,7 @@ import pytest
 from flowship.cli import main
 from flowship.config import ServingSettings
 from flowship.registry import branch_name, build_bento, export_model, find_champion
-from tests.helpers import REPO, TRAIN_FLOW, run_flow, small_config, write_config
+from tests.helpers import REPO, TRAIN_FLOW, free_port, run_flow, small_config, write_config
 
 pytestmark = pytest.mark.slow
 MONITOR_FLOW = REPO / "flows" / "monitor_flow.py"
@@ -53,14 +53,6 @@ def _bento_for(run, root: Path) -> str:
     return build_bento(spec, REPO, work)
 
 
-def _port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_serve_simulate_monitor_retrain_rebuild(tmp_path_factory: pytest.TempPathFactory):
     from metaflow import metadata
 
@@ -82,7 +74,7 @@ def test_serve_simulate_monitor_retrain_rebuild(tmp_path_factory: pytest.TempPat
     first = run_flow(root, TRAIN_FLOW, config)
     assert first.status == "successful", first.stdout + first.stderr
 
-    port = _port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = _serve(_bento_for(first.run, root), port, log_dir, root / "serve1.log")
     try:

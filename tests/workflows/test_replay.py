@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from tests.helpers import REPO
+from tests.helpers import REPO, free_port
 from tests.workflows.test_workflows import WORKFLOWS, _jobs, _steps, make_calls
 
 pytestmark = pytest.mark.slow
@@ -87,7 +87,7 @@ def test_replay_workflow_steps(tmp_path: Path) -> None:
         "PRODUCTION": "1",
         "CONFIG": "ci.toml",
         "ROWS": "400",
-        "PORT": str(_port()),
+        "PORT": str(free_port()),
         "IMAGE_REPO": "ghcr.io/example/flowship",
     }
     env.pop("METAFLOW_DATASTORE_SYSROOT_LOCAL", None)
@@ -111,11 +111,3 @@ def test_replay_workflow_steps(tmp_path: Path) -> None:
     assert "retrain=" in outputs["monitor-outputs"]
     assert (work / "reports" / "gate" / "summary.md").is_file()
     assert (work / "reports" / "monitor_card.html").is_file()
-
-
-def _port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
