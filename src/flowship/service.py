@@ -23,11 +23,13 @@ from threadpoolctl import threadpool_limits
 from flowship.config import ServingSettings
 from flowship.data import Schema
 from flowship.predict import (
+    FastPredictor,
     Job,
     MicroBatcher,
     PredictionLog,
     Predictions,
     predict_rows,
+    probe_rows,
     row_model,
     split_results,
     unknown_categories,
@@ -98,6 +100,7 @@ class Flowship:
         # One OpenMP/BLAS thread per worker: workers = cores, so threads never oversubscribe.
         self._limits = threadpool_limits(limits=1)
         self.model = bentoml.sklearn.load_model(self.model_ref)
+        self.fast = FastPredictor.build(self.model, SCHEMA, probe_rows(SCHEMA))
         self.version = str(self.model_ref.tag)
         self.metadata = {"model_version": self.version, **self.model_ref.info.metadata}
         log_dir = os.environ.get("FLOWSHIP_PREDICTION_LOG_DIR", SERVING.prediction_log_dir)
@@ -118,7 +121,9 @@ class Flowship:
     def _predict_batch(self, jobs: list[Job]) -> list[Predictions]:
         """One model call for every queued request; each request is logged under its id."""
         rows = [row for job in jobs for row in job.rows]
-        results = split_results([len(j.rows) for j in jobs], predict_rows(self.model, SCHEMA, rows))
+        results = split_results(
+            [len(j.rows) for j in jobs], predict_rows(self.model, SCHEMA, rows, self.fast)
+        )
         if self.log is not None:
             for job, predictions in zip(jobs, results, strict=True):
                 self.log.write(job.request_id, job.rows, predictions, job.received)
