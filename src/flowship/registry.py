@@ -95,7 +95,6 @@ class ChampionArtifacts:
     model: Any
     schema: Any
     train_data: Any
-    metrics: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -144,7 +143,7 @@ def find_champion(project: str, branch: str, flow: str = "TrainFlow") -> Run | N
 
 
 def load_champion(pathspec: str | None) -> ChampionArtifacts | None:
-    """Load the champion's model, schema, training data and holdout metrics from its run."""
+    """Load the champion's model, schema and training data from its run."""
     if pathspec is None:
         return None
     data = run_data(get_run(pathspec))
@@ -153,7 +152,6 @@ def load_champion(pathspec: str | None) -> ChampionArtifacts | None:
         model=data.model,
         schema=data.schema,
         train_data=data.train_data,
-        metrics=dict(data.metrics),
     )
 
 
