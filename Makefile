@@ -25,6 +25,7 @@ URL ?= http://127.0.0.1:$(PORT)
 MONITOR_ARGS ?=
 FAIL_ON_DRIFT ?=
 DASHBOARD_PORT ?= 8000
+ARGO_OUT ?= build/argo
 PRODUCTION ?=
 SCOPE := $(if $(BRANCH),--branch $(BRANCH)) $(if $(PRODUCTION),--production)
 
@@ -119,6 +120,10 @@ monitor: $(STAMP)
 	  else echo "the gate kept the champion $$before: nothing to rebuild"; fi; \
 	fi
 	@$(if $(FAIL_ON_DRIFT),$(BIN)/python -m flowship monitor-verdict --config $(CONFIG) $(SCOPE) --quiet --fail-on-drift)
+
+## Compile TrainFlow and MonitorFlow into Argo WorkflowTemplates in $(ARGO_OUT)/ (local S3 stand-in unless S3 is configured)
+argo: $(STAMP)
+	$(BIN)/python -m flowship argo --config $(CONFIG) $(SCOPE) --out $(ARGO_OUT)
 
 ## Open the Evidently UI on the monitoring workspace at 127.0.0.1:$(DASHBOARD_PORT)
 dashboard: $(STAMP)
@@ -225,4 +230,4 @@ clean:
 help:
 	@awk '/^## /{doc=substr($$0,4); next} /^[a-z][a-z-]*:/{if(doc){split($$0,t,":"); printf "  make %-12s %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
 
-.PHONY: install demo test lint format typecheck train champion history rollback verdict bento serve simulate monitor dashboard actionlint changed-model verdict-summary promoted-outputs containerize smoke-container push deploy simulate-day monitor-only monitor-summary monitor-outputs drift-issue canary-report card bench constraints clean help
+.PHONY: install demo test lint format typecheck train champion history rollback verdict bento serve simulate monitor argo dashboard actionlint changed-model verdict-summary promoted-outputs containerize smoke-container push deploy simulate-day monitor-only monitor-summary monitor-outputs drift-issue canary-report card bench constraints clean help

@@ -9,17 +9,43 @@ Usage:
 
 from datetime import datetime
 
-from metaflow import Config, FlowSpec, Parameter, card, config_expr, current, project, step
+from metaflow import (
+    Config,
+    FlowSpec,
+    Parameter,
+    card,
+    config_expr,
+    current,
+    project,
+    resources,
+    schedule,
+    step,
+)
+from metaflow.integrations import ArgoEvent
 
 import flowship  # noqa: F401  (ships the library with the flow's code package)
 from flowship.cards import render_monitor_card
 from flowship.config import load_settings
-from flowship.monitoring import SCORE, decide_retrain, load_window, prepare_window, reference_frame
+from flowship.monitoring import (
+    SCORE,
+    decide_retrain,
+    load_window,
+    prepare_window,
+    reference_frame,
+    retrain_event_payload,
+)
 from flowship.quality import check_window, save_to_workspace
 from flowship.registry import find_champion_or_fail, load_monitor_reference
 
+# On Kubernetes / Argo Workflows ([scale] of the config; local runs ignore these two):
+DATA_STEP = resources(
+    cpu=config_expr("config.scale.data_steps.cpu"),
+    memory=config_expr("config.scale.data_steps.memory_mb"),
+)
+
 
 @project(name=config_expr("config.project.name"))
+@schedule(cron=config_expr("config.scale.monitor_schedule"), daily=False)
 class MonitorFlow(FlowSpec):
     """Production window + delayed labels vs the champion's own holdout → retrain or not."""
 
@@ -44,6 +70,7 @@ class MonitorFlow(FlowSpec):
         self.champion = find_champion_or_fail(current.project_name, current.branch_name)
         self.next(self.load_current)
 
+    @DATA_STEP
     @step
     def load_current(self):
         """The prediction-log window (or a file) with delayed labels joined by request id."""
@@ -58,6 +85,7 @@ class MonitorFlow(FlowSpec):
         )
         self.next(self.load_reference)
 
+    @DATA_STEP
     @step
     def load_reference(self):
         """The champion's holdout and holdout predictions, from its run; the window typed."""
@@ -66,6 +94,7 @@ class MonitorFlow(FlowSpec):
         self.current = prepare_window(self.window, ref.schema, ref.model)
         self.next(self.check)
 
+    @DATA_STEP
     @step
     def check(self):
         """Evidently: drift of features and predictions, data quality, decay with labels."""
@@ -100,6 +129,9 @@ class MonitorFlow(FlowSpec):
     def end(self):
         """Keep the snapshots for the dashboard; say what was decided."""
         save_to_workspace(self.settings.monitor.workspace, current.project_name, self.reports)
+        payload = retrain_event_payload(self.verdict, f"{current.flow_name}/{current.run_id}")
+        if payload:  # deployed on Argo: starts TrainFlow (@trigger); a no-op in local runs
+            ArgoEvent(name=self.settings.scale.retrain_event).safe_publish(payload=payload)
         print(f"monitor verdict {self.verdict.id}: {self.verdict.status.upper()}")
         for line in [*self.verdict.reasons, *self.window.notes]:
             print(f"  - {line}")

@@ -12,7 +12,19 @@ Usage:
 
 from pathlib import Path
 
-from metaflow import Config, FlowSpec, Parameter, card, config_expr, current, project, step
+from metaflow import (
+    Config,
+    FlowSpec,
+    Parameter,
+    card,
+    config_expr,
+    current,
+    project,
+    resources,
+    schedule,
+    step,
+    trigger,
+)
 
 import flowship  # noqa: F401  (ships the library with the flow's code package)
 from flowship.cards import render_gate_card, training_card
@@ -25,8 +37,25 @@ from flowship.quality import check_training_data, release_checks
 from flowship.registry import apply_verdict, find_champion, load_champion, record_tags
 from flowship.train import assess_model, expand_candidates, fit_candidate, select_best
 
+# On Kubernetes / Argo Workflows ([scale] of the config; local runs ignore these three):
+DATA_STEP = resources(
+    cpu=config_expr("config.scale.data_steps.cpu"),
+    memory=config_expr("config.scale.data_steps.memory_mb"),
+)
+CANDIDATE_STEP = resources(
+    cpu=config_expr("config.scale.candidate_steps.cpu"),
+    memory=config_expr("config.scale.candidate_steps.memory_mb"),
+)
+
 
 @project(name=config_expr("config.project.name"))
+@schedule(cron=config_expr("config.scale.train_schedule"), daily=False)
+@trigger(
+    event={
+        "name": config_expr("config.scale.retrain_event"),  # published by MonitorFlow on RETRAIN
+        "parameters": {"with-feedback": "with_feedback"},
+    }
+)
 class TrainFlow(FlowSpec):
     """Load → split → train every candidate in parallel → select → evaluate → gate → promote."""
 
@@ -67,6 +96,7 @@ class TrainFlow(FlowSpec):
         self.candidates = expand_candidates(self.settings.training)
         self.next(self.load)
 
+    @DATA_STEP
     @step
     def load(self):
         """Read the table, check it against the config, fingerprint it, check its quality."""
@@ -87,6 +117,7 @@ class TrainFlow(FlowSpec):
         record_tags(self.run_pathspec, lineage_tags(self.lineage, self.data_fingerprint))
         self.next(self.split)
 
+    @DATA_STEP
     @step
     def split(self):
         """Stratified, seeded split into training part and holdout."""
@@ -97,6 +128,7 @@ class TrainFlow(FlowSpec):
         self.data = None  # the load step keeps the full table; later steps carry the two parts
         self.next(self.train, foreach="candidates")
 
+    @CANDIDATE_STEP
     @step
     def train(self):
         """Fit one candidate and score it on a validation split of the training part."""
@@ -109,6 +141,7 @@ class TrainFlow(FlowSpec):
         )
         self.next(self.select)
 
+    @DATA_STEP
     @step
     def select(self, inputs):
         """Rank the candidates and refit the best on the whole training part."""
@@ -126,6 +159,7 @@ class TrainFlow(FlowSpec):
         )
         self.next(self.evaluate)
 
+    @DATA_STEP
     @card
     @step
     def evaluate(self):
@@ -147,6 +181,7 @@ class TrainFlow(FlowSpec):
         )
         self.next(self.gate)
 
+    @DATA_STEP
     @card(type="html")
     @step
     def gate(self):

@@ -147,6 +147,38 @@ def _cmd_bento(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_argo(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from flowship.scale import compile_argo, configured_s3_root, describe_template, local_s3
+
+    read_settings(args.config)  # a bad config fails here, with our message
+    scope = (
+        ["--production"] if args.production else ["--branch", args.branch] if args.branch else []
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    root = None if args.local_s3 else configured_s3_root()
+    with contextlib.ExitStack() as stack:
+        if root:
+            env: dict[str, str] = {}
+            print(f"compiling against the configured S3 datastore {root}", file=sys.stderr)
+        else:
+            env = stack.enter_context(local_s3())
+            print(
+                "no S3 datastore configured: compiling against a local S3 stand-in (moto) at "
+                f"{env['METAFLOW_S3_ENDPOINT_URL']}; set METAFLOW_DATASTORE_SYSROOT_S3 (or "
+                "~/.metaflowconfig) for your own bucket",
+                file=sys.stderr,
+            )
+        for flow in args.flows:
+            template = compile_argo(flow, args.config, env, scope)
+            path = out / f"{flow.lower()}.json"
+            path.write_text(json.dumps(template, indent=2) + "\n")
+            print("\n".join([f"wrote {path}", *describe_template(template)]))
+    return 0
+
+
 def _cmd_smoke(args: argparse.Namespace) -> int:
     import time
 
@@ -401,6 +433,16 @@ def _parser() -> argparse.ArgumentParser:
     bento.add_argument("--tag-file", help="also write the Bento tag to this file")
     bento.set_defaults(func=_cmd_bento)
 
+    argo = _scoped(sub, "argo", "compile the flows into Argo WorkflowTemplates (JSON)")
+    argo.add_argument("--out", default="build/argo", help="folder for <flow>.json")
+    argo.add_argument(
+        "--flows", nargs="+", default=["TrainFlow", "MonitorFlow"], help="flows to compile"
+    )
+    argo.add_argument(
+        "--local-s3", action="store_true", help="use the local S3 stand-in even if S3 is set"
+    )
+    argo.set_defaults(func=_cmd_argo)
+
     smoke = _scoped(sub, "smoke", "serve the Bento (or use --url), send a sample, show lineage")
     smoke.add_argument("--url", help="an already running server, e.g. http://127.0.0.1:3000")
     smoke.add_argument("--bento", help="Bento tag to serve (default: the one in --tag-file)")
@@ -450,11 +492,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; expected failures print one clear line and exit with status 2."""
     from flowship.data import DataValidationError
+    from flowship.scale import ScaleError
 
     args = _parser().parse_args(argv)
+    expected = (ConfigError, DataValidationError, LookupError, ValueError, ScaleError, _UserError)
     try:
         return int(args.func(args))
-    except (ConfigError, DataValidationError, LookupError, ValueError, _UserError) as exc:
+    except expected as exc:
         # LookupError covers RegistryError; ValueError covers GateError
         print(f"error: {exc}", file=sys.stderr)
         return 2

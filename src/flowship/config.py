@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 METRICS = ("roc_auc", "f1", "accuracy", "log_loss")
 ESTIMATORS = ("logistic_regression", "random_forest", "hist_gradient_boosting", "extra_trees")
@@ -37,6 +45,7 @@ class DataSettings(_Section):
     positive_class: str | int | bool | None = None
     test_size: float = Field(default=0.2, gt=0.0, lt=1.0)
     split_seed: int = 42
+    downcast: bool = True
 
     @field_validator("numeric_features", "categorical_features")
     @classmethod
@@ -108,6 +117,8 @@ class GateSettings(_Section):
     drift_blocks: bool = False
     min_metrics: dict[str, float] = Field(default_factory=lambda: {"roc_auc": 0.75})
     max_regression: float = Field(default=0.01, ge=0.0)
+    sample_rows: int = Field(default=200_000, ge=1000)
+    sample_seed: int = 0
 
     @field_validator("min_metrics")
     @classmethod
@@ -145,6 +156,40 @@ class MonitorSettings(_Section):
     workspace: str = "monitoring/workspace"
 
 
+class StepResources(_Section):
+    cpu: int = Field(default=2, ge=1, le=256)
+    memory_mb: int = Field(default=8192, ge=256)
+
+
+class ScaleSettings(_Section):
+    """How the flows run on Kubernetes / Argo Workflows (`make argo`); local runs ignore it."""
+
+    data_steps: StepResources = Field(default_factory=lambda: StepResources(cpu=4, memory_mb=16384))
+    candidate_steps: StepResources = Field(
+        default_factory=lambda: StepResources(cpu=2, memory_mb=8192)
+    )
+    train_schedule: str = "0 3 * * 1"
+    monitor_schedule: str = "0 6 * * *"
+    retrain_event: str = ""
+
+    @field_validator("train_schedule", "monitor_schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if value and len(value.split()) != 5:
+            raise ValueError(
+                f"is {value!r}: use a 5-field cron (minute hour day month weekday, UTC) "
+                "such as '0 3 * * 1', or '' for no schedule"
+            )
+        return value
+
+    @field_validator("retrain_event")
+    @classmethod
+    def _event(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}", value):
+            raise ValueError(f"is {value!r}: use letters, digits, '.', '_' and '-' (<= 63)")
+        return value
+
+
 class Settings(_Section):
     project: ProjectSettings = Field(default_factory=ProjectSettings)
     data: DataSettings = Field(default_factory=DataSettings)
@@ -152,6 +197,19 @@ class Settings(_Section):
     gate: GateSettings = Field(default_factory=GateSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    scale: ScaleSettings = Field(default_factory=ScaleSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_retrain_event(cls, data: Any) -> Any:
+        """`[scale] retrain_event` defaults to `<project name>.retrain`."""
+        if not isinstance(data, Mapping):
+            return data
+        scale = dict(data.get("scale") or {})
+        if not scale.get("retrain_event"):
+            project = (data.get("project") or {}).get("name", ProjectSettings().name)
+            scale["retrain_event"] = f"{project}.retrain"
+        return {**data, "scale": scale}
 
     def fingerprint(self) -> str:
         """A short hash of the effective settings (defaults included), for lineage."""
@@ -206,11 +264,18 @@ def load_settings(raw: Mapping[str, Any]) -> Settings:
 
 
 def parse_config(text: str) -> dict[str, Any]:
-    """Parse TOML for Metaflow's `Config(parser=...)`; `load_settings` validates it."""
+    """Parse TOML for Metaflow's `Config(parser=...)`; `load_settings` validates the rest.
+
+    The `[scale]` section is validated and completed with its defaults here, because the
+    flows' decorators (`@resources`, `@schedule`, `@trigger`) read it when the flow is
+    defined: a missing key would fail there with Metaflow's error, not ours.
+    """
     try:
-        return tomllib.loads(text)
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"the configuration is not valid TOML: {exc}") from None
+    known = load_settings({"project": raw.get("project", {}), "scale": raw.get("scale", {})})
+    return {**raw, "scale": known.scale.model_dump()}
 
 
 def read_settings(path: str | Path = DEFAULT_CONFIG_PATH) -> Settings:

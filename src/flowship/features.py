@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from flowship.data import Schema
 
@@ -34,8 +34,14 @@ class _AsStrings(TransformerMixin, BaseEstimator):
         return np.asarray(input_features, dtype=object)
 
 
+def as_float64(X: Any) -> np.ndarray:
+    """Numbers in float64 whatever the table stored (float32 after downcasting): training,
+    holdout scoring and serving then do the same arithmetic on the same values."""
+    return np.asarray(X, dtype=np.float64)
+
+
 def build_preprocessor(schema: Schema) -> ColumnTransformer:
-    """Numeric: median impute + scale. Categorical: fill missing + one-hot, unknowns ignored.
+    """Numeric: float64, median impute, scale. Categorical: fill missing, one-hot, unknowns ignored.
 
     The known categories are fixed from the schema, so a category never seen in training
     maps to all zeros at prediction time instead of failing.
@@ -48,7 +54,11 @@ def build_preprocessor(schema: Schema) -> ColumnTransformer:
     transformers: list[tuple[str, Any, list[str]]] = []
     if schema.numeric:
         numeric = Pipeline(
-            [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+            [
+                ("float64", FunctionTransformer(as_float64, feature_names_out="one-to-one")),
+                ("impute", SimpleImputer(strategy="median")),
+                ("scale", StandardScaler()),
+            ]
         )
         transformers.append(("numeric", numeric, list(schema.numeric)))
     if schema.categorical:

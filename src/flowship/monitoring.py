@@ -224,6 +224,23 @@ def decide_retrain(
     )
 
 
+def retrain_event_payload(verdict: MonitorVerdict, monitor_run: str) -> dict[str, str] | None:
+    """The payload of the Argo event that starts TrainFlow, or None when no retrain is due.
+
+    TrainFlow's `@trigger` maps `with_feedback` onto its `--with-feedback` parameter, so the
+    retrained model also learns from the labelled production rows; the rest is lineage.
+    """
+    if not verdict.retrain:
+        return None
+    return {
+        "with_feedback": "true",
+        "monitor_run": monitor_run,
+        "monitor_verdict": verdict.id,
+        "champion": verdict.champion,
+        "reasons": "; ".join(verdict.reasons),
+    }
+
+
 def _num(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4g}"
 

@@ -168,11 +168,43 @@ def test_bad_toml_is_a_config_error() -> None:
 
 
 def test_parse_config_returns_plain_mapping() -> None:
-    """Valid TOML parses into nested dicts and lists, unvalidated."""
-    assert parse_config('[data]\ntarget = "plan"\n[[training.candidates]]\nname = "x"\n') == {
+    """Valid TOML parses into nested dicts and lists, unvalidated but for [scale], which is
+    completed with its defaults (the flows' decorators read it at definition time)."""
+    parsed = parse_config('[data]\ntarget = "plan"\n[[training.candidates]]\nname = "x"\n')
+    assert parsed == {
         "data": {"target": "plan"},
         "training": {"candidates": [{"name": "x"}]},
+        "scale": {
+            "data_steps": {"cpu": 4, "memory_mb": 16384},
+            "candidate_steps": {"cpu": 2, "memory_mb": 8192},
+            "train_schedule": "0 3 * * 1",
+            "monitor_schedule": "0 6 * * *",
+            "retrain_event": "churn.retrain",
+        },
     }
+
+
+def test_scale_section_overrides_and_event_name_follow_the_project() -> None:
+    text = (
+        '[project]\nname = "fraud"\n[scale]\ntrain_schedule = ""\n'
+        "candidate_steps = { cpu = 8, memory_mb = 32768 }\n"
+    )
+    scale = load_settings(parse_config(text)).scale
+    assert scale.retrain_event == "fraud.retrain"
+    assert scale.train_schedule == ""
+    assert (scale.candidate_steps.cpu, scale.candidate_steps.memory_mb) == (8, 32768)
+    assert scale.data_steps.cpu == 4
+
+
+def test_invalid_scale_is_refused_when_parsed() -> None:
+    """Bad [scale] values fail at parse time, naming the keys and the fix."""
+    text = '[scale]\ndata_steps = { cpu = 0 }\nmonitor_schedule = "daily"\nretrain_event = "a b"\n'
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text)
+    message = str(caught.value)
+    assert "'scale.data_steps.cpu' Input should be greater than or equal to 1" in message
+    assert "'scale.monitor_schedule' is 'daily': use a 5-field cron" in message
+    assert "'scale.retrain_event' is 'a b'" in message
 
 
 def test_missing_file_says_how_to_point_at_one(tmp_path: Path) -> None:

@@ -283,8 +283,29 @@ def test_multiclass_has_no_positive_class() -> None:
 # validate_dataset
 
 
+def test_validate_dataset_keeps_float64_without_downcast() -> None:
+    """`[data] downcast = false` keeps full precision for values float32 would round."""
+    frame = pd.DataFrame({"y": [0, 1, 0, 1], "n": [123456789.25, 1.0, 2.0, 3.0]})
+    settings = DataSettings(target="y", numeric_features=["n"], categorical_features=[])
+    schema = infer_schema(frame, settings)
+    assert validate_dataset(frame, schema, downcast=False)["n"].iloc[0] == 123456789.25
+    downcast = validate_dataset(frame, schema)["n"]
+    assert downcast.dtype == np.float32
+    assert downcast.iloc[0] == pytest.approx(123456789.25, rel=1e-7)
+
+
+def test_validate_dataset_categories_of_values_that_print_alike() -> None:
+    """1 and "1" are one category "1" (as the service sees them), not two."""
+    frame = pd.DataFrame({"y": [0, 1, 0, 1], "c": [1, "1", "a", None]})
+    settings = DataSettings(target="y", numeric_features=[], categorical_features=["c"])
+    clean = validate_dataset(frame, infer_schema(frame, settings))
+    assert list(clean["c"].cat.categories) == ["1", "a"]
+    assert clean["c"].iloc[:3].tolist() == ["1", "1", "a"]
+    assert pd.isna(clean["c"].iloc[3])
+
+
 def test_validate_dataset_cleans_dtypes() -> None:
-    """Numeric features become float64, categories strings with missing kept, ids first."""
+    """Numeric features become float32, categories strings with missing kept, ids first."""
     frame = pd.DataFrame(
         {
             "y": [1, 0, 1],
@@ -299,7 +320,7 @@ def test_validate_dataset_cleans_dtypes() -> None:
     )
     clean = validate_dataset(frame, infer_schema(frame, settings))
     assert list(clean.columns) == ["id", "n", "code", "y"]
-    assert clean["n"].dtype == np.float64
+    assert clean["n"].dtype == np.float32
     assert clean["n"].iloc[:2].tolist() == [1.5, 2.0]
     assert np.isnan(clean["n"].iloc[2])
     assert clean["code"].iloc[0] == "3.0"
