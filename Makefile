@@ -212,6 +212,7 @@ card: $(STAMP)
 bench: $(STAMP)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(BIN)/python benchmarks/train.py
+	$(BIN)/python benchmarks/train.py --rows 5000000 --flow-only
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/monitor.py
 

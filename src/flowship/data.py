@@ -1,7 +1,9 @@
-"""Load a table (sample / CSV / Parquet / glob), check it against the config, split it, hash it."""
+"""Load a table (sample / CSV / Parquet / glob, local or S3), check it against the config,
+split it, hash it."""
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import hashlib
 from dataclasses import dataclass
@@ -73,10 +75,38 @@ def read_source(
     if source.startswith("sample:"):
         frame = _read_sample(source)
         return frame[columns] if columns else frame
+    if source.startswith("s3://"):
+        return _read_s3(source, columns, categorical or [])
     paths = sorted(glob.glob(source)) if glob.has_magic(source) else [source]
     if not paths:
         raise DataValidationError(f"no file matches [data] source = {source!r}")
     frames = [_read_file(Path(p), columns, categorical or []) for p in paths]
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def _read_s3(source: str, columns: list[str] | None, categorical: list[str]) -> pd.DataFrame:
+    """Objects at an `s3://bucket/key` URL or glob, read with Metaflow's S3 client (its
+    endpoint and credentials: the datastore's own settings)."""
+    from metaflow import S3
+    from metaflow.exception import MetaflowException
+
+    try:
+        with S3() as s3:
+            if glob.has_magic(source):
+                magic = min(i for i, ch in enumerate(source) if ch in "*?[")
+                listed = s3.list_recursive([source[:magic].rsplit("/", 1)[0] + "/"])
+                urls = sorted(o.url for o in listed if fnmatch.fnmatchcase(o.url, source))
+                if not urls:
+                    raise DataValidationError(f"no object matches [data] source = {source!r}")
+            else:
+                urls = [source]
+            objects = s3.get_many(urls)
+            frames = [_read_file(Path(o.path), columns, categorical, name=o.url) for o in objects]
+    except MetaflowException as exc:
+        raise DataValidationError(
+            f"could not read {source}: {exc} (check the URL, the credentials and, for an "
+            "S3-compatible store, METAFLOW_S3_ENDPOINT_URL)"
+        ) from None
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
@@ -108,12 +138,15 @@ def _read_sample(source: str) -> pd.DataFrame:
         raise DataValidationError(f"[data] source {source!r}: {exc}") from None
 
 
-def _read_file(path: Path, columns: list[str] | None, categorical: list[str]) -> pd.DataFrame:
+def _read_file(
+    path: Path, columns: list[str] | None, categorical: list[str], name: str | None = None
+) -> pd.DataFrame:
+    """Read one .csv/.parquet file; `name` (e.g. the S3 URL it came from) gives its type."""
     if not path.is_file():
         raise DataValidationError(
             f"data file {path} does not exist; fix [data] source (relative to {Path.cwd()})"
         )
-    suffix = path.suffix.lower()
+    suffix = Path(name or path).suffix.lower()
     try:
         if suffix == ".parquet":
             import pyarrow as pa  # only when reading Parquet: the service never does
@@ -140,7 +173,9 @@ def _read_file(path: Path, columns: list[str] | None, categorical: list[str]) ->
             return pd.read_csv(path, usecols=_present(columns, present))
     except (ValueError, OSError) as exc:
         raise DataValidationError(f"could not read {path}: {exc}") from None
-    raise DataValidationError(f"unsupported file type {path.name!r}; use .csv or .parquet files")
+    raise DataValidationError(
+        f"unsupported file type {Path(name or path).name!r}; use .csv or .parquet files"
+    )
 
 
 def _present(columns: list[str] | None, present: list[str]) -> list[str] | None:

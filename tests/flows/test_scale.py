@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from flowship.sample_data import write_sample
+from flowship.sample_data import generate_churn, write_sample
 from flowship.scale import local_s3
 from tests.helpers import REPO, small_config, write_config
 
@@ -56,18 +56,26 @@ def _flow(flow: str, args: list[str], env: dict[str, str], cwd: Path) -> str:
     return done.stdout + done.stderr
 
 
-def _s3_keys(s3: dict[str, str], prefix: str) -> list[str]:
+def _client(s3: dict[str, str]) -> Any:
     import boto3
 
-    client = boto3.client(
+    return boto3.client(
         "s3",
         endpoint_url=s3["METAFLOW_S3_ENDPOINT_URL"],
         aws_access_key_id=s3["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=s3["AWS_SECRET_ACCESS_KEY"],
         region_name=s3["AWS_DEFAULT_REGION"],
     )
-    pages = client.get_paginator("list_objects_v2").paginate(Bucket="flowship", Prefix=prefix)
+
+
+def _s3_keys(s3: dict[str, str], prefix: str) -> list[str]:
+    pages = _client(s3).get_paginator("list_objects_v2").paginate(Bucket="flowship", Prefix=prefix)
     return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+
+def _upload(s3: dict[str, str], path: Path, key: str) -> str:
+    _client(s3).upload_file(str(path), "flowship", key)
+    return f"s3://flowship/{key}"
 
 
 CHAMPION = """
@@ -102,8 +110,12 @@ def test_flows_registry_and_monitor_on_the_s3_datastore(s3: dict[str, str], tmp_
     the champion from S3, and the monitor reads its reference from the champion's artifacts."""
     (tmp_path / ".metaflow").mkdir()
     env = _env(tmp_path, s3)
+    table = generate_churn(6000, seed=3)
+    for part, rows in enumerate((table.iloc[:4000], table.iloc[4000:])):
+        rows.to_parquet(tmp_path / f"part-{part}.parquet")
+        _upload(s3, tmp_path / f"part-{part}.parquet", f"tables/churn/part-{part}.parquet")
     config = small_config(
-        data={"source": "sample:churn?rows=6000&seed=3"},
+        data={"source": "s3://flowship/tables/churn/part-*.parquet"},  # the data in S3, too
         training=ONE_CANDIDATE,
         serving={"prediction_log_dir": str(tmp_path / "predictions")},
         monitor={"feedback_dir": str(tmp_path / "feedback"), "workspace": str(tmp_path / "ws")},
@@ -117,16 +129,17 @@ def test_flows_registry_and_monitor_on_the_s3_datastore(s3: dict[str, str], tmp_
     assert champion["decision"] == "promote"
     assert champion["ds_type"] == "s3"
     assert champion["model"] == "Pipeline"
-    assert champion["holdout_rows"] == 1500  # test_size 0.25 of 6000
+    assert champion["holdout_rows"] == 1500  # test_size 0.25 of the two files' 6000 rows
     assert any(k.startswith("metaflow/TrainFlow/data/") for k in _s3_keys(s3, "metaflow/"))
     assert _s3_keys(s3, f"metaflow/mf.cards/TrainFlow/runs/{run_id}/")  # the cards, too
     local = [p for p in (tmp_path / ".metaflow").rglob("*") if p.is_file()]
     assert local and all("_meta" in p.parts or p.name == "latest_run" for p in local)
 
     window = write_sample(tmp_path / "window.parquet", rows=3000, seed=5, scenario="price_increase")
+    window_url = _upload(s3, window, "windows/today.parquet")
     _flow(
         "monitor_flow.py",
-        ["--config", "config", str(cfg), "run", "--current", str(window)],
+        ["--config", "config", str(cfg), "run", "--current", window_url],
         env,
         tmp_path,
     )
@@ -254,3 +267,22 @@ def test_argo_without_a_schedule(tmp_path: Path) -> None:
     assert "schedule none" in done.stdout
     template = json.loads((tmp_path / "out" / "trainflow.json").read_text())
     assert "metaflow/cron" not in template["metadata"]["annotations"]
+
+
+def test_s3_source_errors_name_the_url(s3: dict[str, str], tmp_path: Path) -> None:
+    """A missing object or an empty glob in S3 is a DataValidationError naming the source."""
+    code = """
+import json
+from flowship.data import DataValidationError, read_source
+out = []
+for source in ("s3://flowship/nothing/here.parquet", "s3://flowship/nothing/*.csv"):
+    try:
+        read_source(source)
+    except DataValidationError as exc:
+        out.append(str(exc))
+print(json.dumps(out))
+"""
+    missing, empty = _python(code, _env(tmp_path, s3), tmp_path)
+    assert missing.startswith("could not read s3://flowship/nothing/here.parquet")
+    assert "METAFLOW_S3_ENDPOINT_URL" in missing
+    assert empty == "no object matches [data] source = 's3://flowship/nothing/*.csv'"
