@@ -34,22 +34,37 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _plain(config_path: str) -> None:
-    """The baseline: the flow's library calls, in order, in this one process."""
+    """The baseline: the flow's library calls, in order, in this one process, without
+    Metaflow (no tasks, no artifacts, no cards, no registry): what the flow costs on top."""
+    from flowship.cards import render_gate_card
     from flowship.config import read_settings
     from flowship.data import load_training_data, split_dataset
+    from flowship.gate import all_checks, decide_promotion
+    from flowship.lineage import collect_lineage
+    from flowship.quality import check_training_data, release_checks
     from flowship.train import assess_model, expand_candidates, fit_candidate, select_best
 
     settings = read_settings(config_path)
+    lineage = collect_lineage(REPO / "flows", settings.fingerprint())
     loaded = load_training_data(settings.data)
+    schema = loaded.schema
+    quality = check_training_data(loaded.frame, schema, settings.gate)
     train, holdout = split_dataset(
-        loaded.frame, loaded.schema, settings.data.test_size, settings.data.split_seed
+        loaded.frame, schema, settings.data.test_size, settings.data.split_seed
     )
     results = [
-        fit_candidate(spec, train, loaded.schema, settings.training)
+        fit_candidate(spec, train, schema, settings.training)
         for spec in expand_candidates(settings.training)
     ]
-    selection = select_best(results, train, loaded.schema, settings.training)
-    assessment = assess_model(selection.model, train, holdout, loaded.schema, settings.training)
+    selection = select_best(results, train, schema, settings.training)
+    assessment = assess_model(selection.model, train, holdout, schema, settings.training)
+    metric = settings.training.metric
+    reports = [
+        quality,
+        *release_checks(selection.model, train, holdout, schema, settings.gate, metric),
+    ]
+    verdict = decide_promotion(all_checks(reports), mode="enforce", challenger="plain")
+    render_gate_card(verdict, reports, lineage)
     print(json.dumps({"best": selection.best.spec.name, "metrics": assessment.metrics}))
 
 

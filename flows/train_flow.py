@@ -35,7 +35,13 @@ from flowship.lineage import collect_lineage, lineage_tags
 from flowship.monitoring import labelled_production_rows
 from flowship.quality import check_training_data, release_checks
 from flowship.registry import apply_verdict, find_champion, load_champion, record_tags
-from flowship.train import assess_model, expand_candidates, fit_candidate, select_best
+from flowship.train import (
+    assess_model,
+    expand_candidates,
+    fit_candidate,
+    longest_first,
+    select_best,
+)
 
 # On Kubernetes / Argo Workflows ([scale] of the config; local runs ignore these three):
 DATA_STEP = resources(
@@ -93,7 +99,7 @@ class TrainFlow(FlowSpec):
         self.lineage = collect_lineage(Path(__file__).parent, self.settings.fingerprint())
         champion = find_champion(current.project_name, current.branch_name, current.flow_name)
         self.champion_before = champion.pathspec if champion else None
-        self.candidates = expand_candidates(self.settings.training)
+        self.candidates = longest_first(expand_candidates(self.settings.training))
         self.next(self.load)
 
     @DATA_STEP

@@ -61,7 +61,8 @@ class LoadedData:
 def read_source(
     source: str, columns: list[str] | None = None, categorical: list[str] | None = None
 ) -> pd.DataFrame:
-    """Read a table from `sample:churn?rows=..&seed=..&scenario=..`, a file, or a glob.
+    """Read a table from `sample:churn?rows=..&seed=..&scenario=..`, a file or a glob, local
+    or `s3://`.
 
     Args:
         source: the `[data] source` value; relative paths are relative to the working directory.

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import joblib
 import numpy as np
 import pandas as pd
 from sklearn.base import ClassifierMixin
@@ -128,6 +129,27 @@ def expand_candidates(training: TrainingSettings) -> list[CandidateSpec]:
     return specs
 
 
+# Relative fitting cost, to start the slowest candidates first: forests grow hundreds of deep
+# trees, boosting ~100 shallow ones on binned features, linear models are quickest.
+_COST_RANK = {
+    "random_forest": 3,
+    "extra_trees": 3,
+    "hist_gradient_boosting": 2,
+    "logistic_regression": 1,
+}
+
+
+def longest_first(specs: list[CandidateSpec]) -> list[CandidateSpec]:
+    """The specs in the order to start them in parallel: slowest estimators first.
+
+    Parallel tasks finish soonest when the longest start first: started last, a slow forest
+    runs alone at the end while the other cores idle (1M rows, 2 cores, 4 workers: the train
+    phase took 92 s in config order, 86 s longest first, 66 s with `fit_pipeline`'s forests
+    on every core). Stable within a rank.
+    """
+    return sorted(specs, key=lambda spec: -_COST_RANK[spec.estimator])
+
+
 def _estimator(name: str, params: dict[str, Any], seed: int) -> Any:
     cls = ESTIMATOR_CLASSES[name]
     merged = {**_BASE_PARAMS[name], **params}
@@ -151,6 +173,40 @@ def label_array(values: pd.Series) -> np.ndarray:
     return np.asarray(values.tolist())
 
 
+def core_share(parallel_tasks: int) -> int:
+    """OpenMP/BLAS threads for one of `parallel_tasks` candidates fitting at once.
+
+    On one machine, an equal share of its cores (oversubscribed OpenMP spins and is several
+    times slower). On Kubernetes every foreach task is its own pod, sized by `[scale]
+    candidate_steps`, so it takes all of the pod's. Cores are counted the container-aware
+    way (joblib reads cgroup CPU quotas; `os.cpu_count()` would see the whole node).
+    """
+    cores = joblib.cpu_count()
+    if os.environ.get("METAFLOW_KUBERNETES_WORKLOAD"):
+        return cores
+    return max(1, cores // max(1, parallel_tasks))
+
+
+def fit_pipeline(pipeline: Pipeline, features: pd.DataFrame, labels: np.ndarray) -> None:
+    """Fit; estimators with joblib workers (forests) build on every core, then predict on one.
+
+    Joblib's threads sleep when they wait, so a forest sharing the cores with other tasks
+    costs them little, and one left alone at the end of a foreach uses the whole machine.
+    Predicting stays single-threaded: a thread pool per request would slow serving down.
+    A `n_jobs` given in the candidate's params is kept.
+    """
+    model = pipeline.named_steps["model"]
+    forest = isinstance(model, RandomForestClassifier | ExtraTreesClassifier)
+    parallel = forest and model.n_jobs is None
+    if parallel:
+        model.set_params(n_jobs=joblib.cpu_count())
+    try:
+        pipeline.fit(features, labels)
+    finally:
+        if parallel:
+            model.set_params(n_jobs=None)
+
+
 def fit_candidate(
     spec: CandidateSpec,
     train: pd.DataFrame,
@@ -161,8 +217,7 @@ def fit_candidate(
     """Fit one candidate on part of the training data and score it on the rest.
 
     The validation part is a stratified, seeded split of `train`; the holdout is never seen.
-    With `parallel_tasks` candidates fitting at once, each gets an equal share of the cores
-    for its OpenMP/BLAS threads: oversubscribed OpenMP spins and is several times slower.
+    With `parallel_tasks` candidates fitting at once, each gets its `core_share`.
 
     Raises:
         ValueError: the training part is too small to split.
@@ -174,10 +229,9 @@ def fit_candidate(
         stratify=train[schema.target],
     )
     pipeline = build_pipeline(spec, schema, training.seed)
-    threads = max(1, (os.cpu_count() or 1) // max(1, parallel_tasks))
     started = time.perf_counter()
-    with threadpool_limits(limits=threads):
-        pipeline.fit(fit_part[schema.features], label_array(fit_part[schema.target]))
+    with threadpool_limits(limits=core_share(parallel_tasks)):
+        fit_pipeline(pipeline, fit_part[schema.features], label_array(fit_part[schema.target]))
     seconds = time.perf_counter() - started
     proba = pipeline.predict_proba(valid_part[schema.features])
     values = compute_metrics(
@@ -224,7 +278,7 @@ def select_best(
         ]
     )
     model = build_pipeline(best.spec, schema, training.seed)
-    model.fit(train[schema.features], label_array(train[schema.target]))
+    fit_pipeline(model, train[schema.features], label_array(train[schema.target]))
     return Selection(best=best, model=model, leaderboard=leaderboard)
 
 

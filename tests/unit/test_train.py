@@ -19,9 +19,12 @@ from flowship.train import (
     Selection,
     assess_model,
     build_pipeline,
+    core_share,
     expand_candidates,
     fit_candidate,
+    fit_pipeline,
     label_array,
+    longest_first,
     predict_table,
     select_best,
 )
@@ -191,6 +194,62 @@ def test_fit_candidate_too_few_rows(churn: Prepared) -> None:
     tiny = pd.concat([churn.train[churn.train["churned"] == c].head(2) for c in (0, 1)])
     with pytest.raises(ValueError, match="number of classes = 2"):
         fit_candidate(LOGREG, tiny, churn.schema, churn.settings.training)
+
+
+def test_core_share_divides_a_machine_but_not_a_pod(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(train_module.joblib, "cpu_count", lambda: 8)
+    monkeypatch.delenv("METAFLOW_KUBERNETES_WORKLOAD", raising=False)
+    assert [core_share(n) for n in (1, 2, 3, 16)] == [8, 4, 2, 1]
+    monkeypatch.setenv("METAFLOW_KUBERNETES_WORKLOAD", "1")  # set in every Metaflow pod
+    assert core_share(7) == 8
+
+
+def test_longest_first_starts_forests_then_boosting_then_linear() -> None:
+    """Stable within an estimator: the grid's own order."""
+    specs = expand_candidates(
+        _training(
+            candidates=[
+                {"name": "lr", "estimator": "logistic_regression", "params": {"C": [0.1, 1.0]}},
+                {"name": "hgb", "estimator": "hist_gradient_boosting", "params": {}},
+                {"name": "rf", "estimator": "random_forest", "params": {"max_depth": [4, 8]}},
+                {"name": "et", "estimator": "extra_trees", "params": {}},
+            ]
+        )
+    )
+    assert [s.name for s in longest_first(specs)] == [
+        "rf[max_depth=4]",
+        "rf[max_depth=8]",
+        "et",
+        "hgb",
+        "lr[C=0.1]",
+        "lr[C=1.0]",
+    ]
+
+
+def test_fit_pipeline_builds_forests_in_parallel_and_predicts_on_one_thread(
+    churn: Prepared, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forest fits with n_jobs = the cores and is stored with n_jobs=None (serving predicts
+    single rows); an n_jobs the config gives is kept; the model is the same either way."""
+    monkeypatch.setattr(train_module.joblib, "cpu_count", lambda: 3)
+    seen: list[int | None] = []
+    real_fit = train_module.RandomForestClassifier.fit
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.n_jobs)
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(train_module.RandomForestClassifier, "fit", spy)
+    X, y = churn.train[churn.schema.features], label_array(churn.train["churned"])
+    forests = []
+    for params in ({"n_estimators": 20}, {"n_estimators": 20, "n_jobs": 1}):
+        spec = CandidateSpec(name="rf", family="rf", estimator="random_forest", params=params)
+        pipeline = build_pipeline(spec, churn.schema, seed=0)
+        fit_pipeline(pipeline, X, y)
+        forests.append(pipeline)
+    assert seen == [3, 1]
+    assert [f.named_steps["model"].n_jobs for f in forests] == [None, 1]
+    np.testing.assert_array_equal(forests[0].predict_proba(X), forests[1].predict_proba(X))
 
 
 # select_best
