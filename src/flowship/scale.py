@@ -173,16 +173,27 @@ def describe_template(template: Mapping[str, Any]) -> list[str]:
     """What a WorkflowTemplate will do, in a few lines: steps, resources, schedule, triggers."""
     meta = template["metadata"]
     annotations = meta.get("annotations", {})
+    graph = json.loads(annotations.get("metaflow/dag", "{}")).get("graph_structure", [])
+    order = {name.replace("_", "-"): i for i, name in enumerate(_flatten(graph))}
     lines = [f"{meta['name']}"]
-    for t in template["spec"]["templates"]:
+    for t in sorted(template["spec"]["templates"], key=lambda t: order.get(t["name"], 1 << 30)):
         requests = (t.get("container") or {}).get("resources", {}).get("requests")
-        if requests and "dag" not in t and not t["name"].startswith(("error-", "capture-")):
+        if requests and t["name"] in order:
             lines.append(
                 f"  step {t['name']:<16} cpu {requests['cpu']:<5} memory {requests['memory']}"
             )
     cron = annotations.get("metaflow/cron")
-    lines.append(f"  schedule {json.loads(cron)['schedule'] if cron else 'none'} (UTC)")
+    lines.append(f"  schedule {json.loads(cron)['schedule']} (UTC)" if cron else "  schedule none")
     triggers = annotations.get("metaflow/triggers")
     names = [t["name"] for t in json.loads(triggers)] if triggers else []
     lines.append(f"  triggered by events: {', '.join(names) or 'none'}")
     return lines
+
+
+def _flatten(graph: Any) -> Iterator[str]:
+    """Step names in order from Metaflow's nested graph structure (foreach bodies are lists)."""
+    for item in graph:
+        if isinstance(item, str):
+            yield item
+        else:
+            yield from _flatten(item)
