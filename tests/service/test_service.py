@@ -172,3 +172,35 @@ def test_service_class_in_process(spec_file, champion_run, monkeypatch, tmp_path
     np.testing.assert_allclose(got, expected, rtol=1e-9)
     log = read_prediction_log(tmp_path / "log")
     assert sorted(log["request_id"]) == sorted(a.request_id for a in answers)
+
+
+def test_timeout_middleware_cancels_its_timer(spec_file, monkeypatch) -> None:
+    """BentoML's TimeoutMiddleware, as flowship.service patches it: the per-request timer is
+    cancelled when the request ends (upstream keeps it, and with it the request's objects,
+    for the whole timeout), and a request slower than the timeout still gets a 504."""
+    monkeypatch.setenv("FLOWSHIP_BENTO_SPEC", str(spec_file))
+    importlib.import_module("flowship.service")
+    from bentoml._internal.server.http.traffic import TimeoutMiddleware
+
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def quick(scope, receive, send_) -> None:
+        await send_({"type": "http.response.start", "status": 200, "headers": []})
+        await send_({"type": "http.response.body", "body": b"ok"})
+
+    async def slow(scope, receive, send_) -> None:
+        await asyncio.sleep(5)
+
+    async def run(app, timeout: float) -> list:
+        loop = asyncio.get_running_loop()
+        await TimeoutMiddleware(app, timeout=timeout)({"type": "http"}, None, send)
+        return [h for h in loop._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
+
+    assert asyncio.run(run(quick, timeout=30)) == []
+    assert sent[0]["status"] == 200
+    sent.clear()
+    asyncio.run(run(slow, timeout=0.05))
+    assert sent[0]["status"] == 504
