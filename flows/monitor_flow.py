@@ -17,7 +17,6 @@ from metaflow import (
     config_expr,
     current,
     project,
-    resources,
     schedule,
     step,
 )
@@ -36,12 +35,10 @@ from flowship.monitoring import (
 )
 from flowship.quality import check_window, save_to_workspace
 from flowship.registry import find_champion_or_fail, load_monitor_reference
+from flowship.scale import step_resources
 
-# On Kubernetes / Argo Workflows ([scale] of the config; local runs ignore these two):
-DATA_STEP = resources(
-    cpu=config_expr("config.scale.data_steps.cpu"),
-    memory=config_expr("config.scale.data_steps.memory_mb"),
-)
+# On Kubernetes / Argo Workflows ([scale] of the config; local runs ignore it):
+DATA_STEP = step_resources("data_steps")
 
 
 @project(name=config_expr("config.project.name"))

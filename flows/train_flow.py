@@ -20,7 +20,6 @@ from metaflow import (
     config_expr,
     current,
     project,
-    resources,
     schedule,
     step,
     trigger,
@@ -35,6 +34,7 @@ from flowship.lineage import collect_lineage, lineage_tags
 from flowship.monitoring import labelled_production_rows
 from flowship.quality import check_training_data, release_checks
 from flowship.registry import apply_verdict, find_champion, load_champion, record_tags
+from flowship.scale import step_resources
 from flowship.train import (
     assess_model,
     expand_candidates,
@@ -43,15 +43,9 @@ from flowship.train import (
     select_best,
 )
 
-# On Kubernetes / Argo Workflows ([scale] of the config; local runs ignore these three):
-DATA_STEP = resources(
-    cpu=config_expr("config.scale.data_steps.cpu"),
-    memory=config_expr("config.scale.data_steps.memory_mb"),
-)
-CANDIDATE_STEP = resources(
-    cpu=config_expr("config.scale.candidate_steps.cpu"),
-    memory=config_expr("config.scale.candidate_steps.memory_mb"),
-)
+# On Kubernetes / Argo Workflows ([scale] of the config; local runs ignore them):
+DATA_STEP = step_resources("data_steps")
+CANDIDATE_STEP = step_resources("candidate_steps")
 
 
 @project(name=config_expr("config.project.name"))

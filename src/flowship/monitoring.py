@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from flowship.config import DataSettings, MonitorSettings
 from flowship.data import Schema, read_source, validate_dataset
-from flowship.predict import read_prediction_log
+from flowship.predict import LOG_COLUMNS, read_prediction_log
 from flowship.quality import CheckResult, QualityReport
 
 SCORE = "prediction_score"
@@ -257,7 +257,7 @@ def labelled_production_rows(
     log = read_prediction_log(log_dir)
     features = [*(data.numeric_features or []), *(data.categorical_features or [])]
     if not features:
-        reserved = _LOG_FIELDS | {data.id_column, data.target}
+        reserved = {*LOG_COLUMNS, data.id_column, data.target}
         features = [c for c in log.columns if c not in reserved and not c.startswith("proba_")]
     columns = [c for c in [data.id_column, *features, data.target] if c]
     if log.empty:
@@ -271,6 +271,3 @@ def labelled_production_rows(
             "in requests but needed to deduplicate feedback)"
         )
     return joined[columns].reset_index(drop=True)
-
-
-_LOG_FIELDS = {"ts", "request_id", "row", "model_version", "run", "prediction"}

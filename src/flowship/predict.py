@@ -248,9 +248,7 @@ def read_prediction_log(directory: str | Path, since: datetime | None = None) ->
     request), model_version, run, prediction, one `proba_<class>` column per class and one
     column per feature. A `since` without a timezone is taken as UTC."""
     rows: list[dict[str, Any]] = []
-    meta: dict[str, list[Any]] = {
-        k: [] for k in ("ts", "request_id", "row", "model_version", "run")
-    }
+    meta: dict[str, list[Any]] = {k: [] for k in LOG_COLUMNS if k != "prediction"}
     predictions: list[Any] = []
     probabilities: list[list[float]] = []
     classes: list[str] = []

@@ -92,9 +92,12 @@ class Sample:
     """A seeded random sample of a table, and how far a share measured on it may be off."""
 
     frame: pd.DataFrame
-    rows: int
     of_rows: int
     seed: int
+
+    @property
+    def rows(self) -> int:
+        return len(self.frame)
 
     @property
     def share_error(self) -> float:
@@ -122,7 +125,7 @@ def sample_rows(frame: pd.DataFrame, rows: int, seed: int) -> Sample:
     a 50,000-row sample with the full-data ones).
     """
     picked = frame if len(frame) <= rows else frame.sample(n=rows, random_state=seed)
-    return Sample(picked, len(picked), len(frame), seed)
+    return Sample(picked, len(frame), seed)
 
 
 def _snapshot_tests(snapshot: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:

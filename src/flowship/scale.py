@@ -39,6 +39,17 @@ DEPLOYMENT_DEFAULTS = {
 }
 
 
+def step_resources(kind: str) -> Any:
+    """`@resources` sized by `[scale] <kind>` (`data_steps` or `candidate_steps`) of the flow's
+    `config`, read when the flow is defined. Kubernetes / Argo use it; local runs ignore it."""
+    from metaflow import config_expr, resources  # type: ignore[attr-defined]  # added at import
+
+    return resources(
+        cpu=config_expr(f"config.scale.{kind}.cpu"),
+        memory=config_expr(f"config.scale.{kind}.memory_mb"),
+    )
+
+
 class ScaleError(RuntimeError):
     """Scaling out cannot proceed; the message says what is missing and how to fix it."""
 

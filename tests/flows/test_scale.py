@@ -153,6 +153,14 @@ def test_flows_registry_and_monitor_on_the_s3_datastore(s3: dict[str, str], tmp_
     assert _python(CHAMPION, env, tmp_path)["champion"] == champion["champion"]  # unchanged
 
 
+def _argo(root: Path, cfg: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """`python -m flowship argo` (what `make argo` runs) with no S3 configured."""
+    cmd = [sys.executable, "-m", "flowship", "argo", "--config", str(cfg), *options]
+    done = subprocess.run(cmd, env=_env(root, {}), cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return done
+
+
 @pytest.fixture(scope="module")
 def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     """`python -m flowship argo` (what `make argo` runs) with a config of our own sizes; no S3
@@ -168,15 +176,7 @@ def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, A
         },
     )
     cfg = write_config(root / "project.toml", config)
-    cmd = [sys.executable, "-m", "flowship", "argo", "--config", str(cfg), "--production"]
-    done = subprocess.run(
-        [*cmd, "--out", str(root / "argo")],
-        env=_env(root, {}),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
+    done = _argo(root, cfg, "--production", "--out", str(root / "argo"))
     assert "local S3 stand-in" in done.stderr
     assert sorted(p.name for p in (root / "argo").iterdir()) == [
         "monitorflow.json",
@@ -255,15 +255,7 @@ def test_argo_monitor_template(templates: dict[str, dict[str, Any]]) -> None:
 def test_argo_without_a_schedule(tmp_path: Path) -> None:
     """`train_schedule = ""` compiles TrainFlow with no cron at all."""
     cfg = write_config(tmp_path / "p.toml", small_config(scale={"train_schedule": ""}))
-    cmd = [sys.executable, "-m", "flowship", "argo", "--config", str(cfg), "--flows", "TrainFlow"]
-    done = subprocess.run(
-        [*cmd, "--out", str(tmp_path / "out")],
-        env=_env(tmp_path, {}),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = _argo(tmp_path, cfg, "--flows", "TrainFlow", "--out", str(tmp_path / "out"))
     assert "schedule none" in done.stdout
     template = json.loads((tmp_path / "out" / "trainflow.json").read_text())
     assert "metaflow/cron" not in template["metadata"]["annotations"]
