@@ -30,7 +30,7 @@ import pandas as pd
 from flowship.config import MonitorSettings, read_settings
 from flowship.data import load_training_data, split_dataset
 from flowship.monitoring import SCORE, Window, prepare_window, reference_frame
-from flowship.quality import check_window
+from flowship.quality.production import check_window
 from flowship.sample_data import generate_churn
 from flowship.train import expand_candidates, fit_candidate, predict_table, select_best
 

@@ -152,7 +152,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32, help="concurrent connections")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: apt-get install -y wrk (make bench does this)")
+        raise SystemExit(
+            "wrk is not installed: apt-get install -y wrk (make bench needs it on PATH)"
+        )
 
     tmp = Path(tempfile.mkdtemp(prefix="flowship-serving-bench-"))
     (tmp / ".metaflow").mkdir()

@@ -37,11 +37,12 @@ def _plain(config_path: str) -> None:
     """The baseline: the flow's library calls, in order, in this one process, without
     Metaflow (no tasks, no artifacts, no cards, no registry): what the flow costs on top."""
     from flowship.cards import render_gate_card
+    from flowship.checks import all_checks
     from flowship.config import read_settings
     from flowship.data import load_training_data, split_dataset
-    from flowship.gate import all_checks, decide_promotion
+    from flowship.gate import decide_promotion
     from flowship.lineage import collect_lineage
-    from flowship.quality import check_training_data, release_checks
+    from flowship.quality.release import check_training_data, release_checks
     from flowship.train import assess_model, expand_candidates, fit_candidate, select_best
 
     settings = read_settings(config_path)

@@ -10,7 +10,6 @@ Usage:
 from datetime import datetime
 
 from metaflow import (
-    Config,
     FlowSpec,
     Parameter,
     card,
@@ -33,9 +32,10 @@ from flowship.monitoring import (
     reference_frame,
     retrain_event_payload,
 )
-from flowship.quality import check_window, save_to_workspace
-from flowship.registry import find_champion_or_fail, load_monitor_reference
-from flowship.scale import step_resources
+from flowship.quality.production import check_window
+from flowship.quality.workspace import save_to_workspace
+from flowship.registry import find_champion_or_fail, load_champion
+from flowship.wiring import project_config, step_resources
 
 # On Kubernetes / Argo Workflows ([scale] of the config; local runs ignore it):
 DATA_STEP = step_resources("data_steps")
@@ -46,12 +46,7 @@ DATA_STEP = step_resources("data_steps")
 class MonitorFlow(FlowSpec):
     """Production window + delayed labels vs the champion's own holdout → retrain or not."""
 
-    config = Config(
-        "config",
-        default="config/project.toml",
-        parser="flowship.config.parse_config",
-        help="The project's TOML configuration (data, features, candidates, gate, monitor).",
-    )
+    config = project_config()
     current_file = Parameter(
         "current", default="", help="A CSV/Parquet window to check instead of the prediction log."
     )
@@ -65,13 +60,13 @@ class MonitorFlow(FlowSpec):
         """Validate the config and find the champion whose traffic is checked."""
         self.settings = load_settings(self.config)
         self.champion = find_champion_or_fail(current.project_name, current.branch_name)
-        self.next(self.load_current)
+        self.next(self.load)
 
     @DATA_STEP
     @step
-    def load_current(self):
+    def load(self):
         """The prediction-log window (or a file) with delayed labels joined by request id."""
-        self.reference_data = load_monitor_reference(self.champion)
+        self.reference_data = load_champion(self.champion)
         self.window = load_window(
             self.settings.monitor,
             self.reference_data.schema,
@@ -80,12 +75,12 @@ class MonitorFlow(FlowSpec):
             current_file=self.current_file or None,
             since=datetime.fromisoformat(self.since) if self.since else None,
         )
-        self.next(self.load_reference)
+        self.next(self.prepare)
 
     @DATA_STEP
     @step
-    def load_reference(self):
-        """The champion's holdout and holdout predictions, from its run; the window typed."""
+    def prepare(self):
+        """The window typed and scored; the champion's holdout with its own predictions."""
         ref = self.reference_data
         self.reference = reference_frame(ref.holdout, ref.holdout_predictions, ref.schema)
         self.current = prepare_window(self.window, ref.schema, ref.model)
@@ -111,13 +106,7 @@ class MonitorFlow(FlowSpec):
     @step
     def decide(self):
         """Retrain, alarm or nothing, with reasons; the card shows it all."""
-        info = {
-            "source": self.window.source,
-            "rows": len(self.current),
-            "labelled": self.window.labelled,
-            "notes": self.window.notes,
-        }
-        self.verdict = decide_retrain(self.reports, self.champion, info)
+        self.verdict = decide_retrain(self.reports, self.champion, self.window)
         self.verdict_json = self.verdict.to_json()
         self.html = render_monitor_card(self.verdict, self.reports)
         self.next(self.end)

@@ -13,7 +13,6 @@ Usage:
 from pathlib import Path
 
 from metaflow import (
-    Config,
     FlowSpec,
     Parameter,
     card,
@@ -27,14 +26,14 @@ from metaflow import (
 
 import flowship  # noqa: F401  (ships the library with the flow's code package)
 from flowship.cards import render_gate_card, training_card
+from flowship.checks import all_checks
 from flowship.config import load_settings
 from flowship.data import load_training_data, split_dataset
-from flowship.gate import all_checks, check_override, decide_promotion
+from flowship.gate import check_override, decide_promotion
 from flowship.lineage import collect_lineage, lineage_tags
 from flowship.monitoring import labelled_production_rows
-from flowship.quality import check_training_data, release_checks
+from flowship.quality.release import check_training_data, release_checks
 from flowship.registry import apply_verdict, find_champion, load_champion, record_tags
-from flowship.scale import step_resources
 from flowship.train import (
     assess_model,
     expand_candidates,
@@ -42,6 +41,7 @@ from flowship.train import (
     longest_first,
     select_best,
 )
+from flowship.wiring import project_config, step_resources
 
 # On Kubernetes / Argo Workflows ([scale] of the config; local runs ignore them):
 DATA_STEP = step_resources("data_steps")
@@ -59,12 +59,7 @@ CANDIDATE_STEP = step_resources("candidate_steps")
 class TrainFlow(FlowSpec):
     """Load → split → train every candidate in parallel → select → evaluate → gate → promote."""
 
-    config = Config(
-        "config",
-        default="config/project.toml",
-        parser="flowship.config.parse_config",
-        help="The project's TOML configuration (data, features, candidates, gate, monitor).",
-    )
+    config = project_config()
     dry_run = Parameter(
         "dry-run", type=bool, default=False, help="Compute the verdict but never promote."
     )

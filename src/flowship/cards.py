@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 from typing import Any, Protocol
 
 import pandas as pd
 from metaflow.cards import Markdown, Table, VegaChart
 
+from flowship.checks import CheckResult, QualityReport
 from flowship.config import Settings
-from flowship.data import Schema
 from flowship.gate import Verdict
 from flowship.monitoring import MonitorVerdict
-from flowship.quality import CheckResult, QualityReport, render_reports
+from flowship.schema import Schema
 
 
 def _fmt(value: Any) -> str:
@@ -132,6 +133,19 @@ def _check_rows(checks: list[CheckResult]) -> str:
         + "".join(rows)
         + "</table>"
     )
+
+
+def render_reports(reports: Sequence[QualityReport]) -> str:
+    """The Evidently reports as iframes, to embed below a summary table in one HTML card."""
+    parts = []
+    for report in reports:
+        note = f"<p><i>{escape(report.note)}</i></p>" if report.note else ""
+        parts.append(
+            f"<h2>{escape(report.title)}</h2>{note}"
+            f'<iframe style="width:100%;height:900px;border:1px solid #ddd" '
+            f'srcdoc="{escape(report.html, quote=True)}"></iframe>'
+        )
+    return "\n".join(parts)
 
 
 _PAGE_STYLE = """<style>body{font-family:system-ui,sans-serif;margin:24px;color:#1f2328}

@@ -18,14 +18,16 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
-METRICS = ("roc_auc", "f1", "accuracy", "log_loss")
-ESTIMATORS = ("logistic_regression", "random_forest", "hist_gradient_boosting", "extra_trees")
+from flowship.errors import ConfigError
+from flowship.estimators import BUILTIN
+from flowship.tasks import METRICS, RANKING_METRICS
+
 DEFAULT_CONFIG_PATH = Path("config/project.toml")
-
-
-class ConfigError(ValueError):
-    """The project configuration is invalid; the message names the key and the allowed values."""
+# The embedded sample table's defaults: `sample:churn` alone means 20,000 rows of seed 7.
+SAMPLE_ROWS = 20_000
+SAMPLE_SEED = 7
 
 
 class _Section(BaseModel):
@@ -37,7 +39,7 @@ class ProjectSettings(_Section):
 
 
 class DataSettings(_Section):
-    source: str = "sample:churn?rows=20000&seed=7"
+    source: str = f"sample:churn?rows={SAMPLE_ROWS}&seed={SAMPLE_SEED}"
     target: str = "churned"
     id_column: str | None = None
     numeric_features: list[str] | None = None
@@ -57,10 +59,20 @@ class DataSettings(_Section):
 
 class CandidateSettings(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
-    estimator: Literal[
-        "logistic_regression", "random_forest", "hist_gradient_boosting", "extra_trees"
-    ]
+    estimator: str
     params: dict[str, list[Any]] = Field(default_factory=dict)
+
+    @field_validator("estimator")
+    @classmethod
+    def _known_estimator(cls, value: str) -> str:
+        if value not in BUILTIN:
+            names = [repr(n) for n in BUILTIN]
+            raise PydanticCustomError(
+                "unknown_choice",
+                "use {names}",
+                {"names": ", ".join(names[:-1]) + " or " + names[-1]},
+            )
+        return value
 
     @field_validator("params")
     @classmethod
@@ -76,6 +88,7 @@ class TrainingSettings(_Section):
     seed: int = 42
     validation_size: float = Field(default=0.2, gt=0.0, lt=1.0)
     importance_rows: int = Field(default=5000, ge=100)
+    max_workers: int = Field(default=4, ge=1, le=256)  # candidates fitting at once (local runs)
     candidates: list[CandidateSettings] = Field(
         default_factory=lambda: [
             CandidateSettings(name="logreg", estimator="logistic_regression", params={"C": [1.0]}),
@@ -86,10 +99,10 @@ class TrainingSettings(_Section):
     @field_validator("metric")
     @classmethod
     def _known_metric(cls, value: str) -> str:
-        if value not in METRICS:
+        if value not in RANKING_METRICS:
             raise ValueError(
                 f"'{value}' is not a metric for a classification task; "
-                f"allowed: {', '.join(METRICS)}"
+                f"allowed: {', '.join(RANKING_METRICS)}"
             )
         return value
 
@@ -99,7 +112,7 @@ class TrainingSettings(_Section):
         if not value:
             raise ValueError(
                 "is empty; add at least one [[training.candidates]] with an estimator from "
-                + ", ".join(ESTIMATORS)
+                + ", ".join(BUILTIN)
             )
         names = [c.name for c in value]
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -123,14 +136,15 @@ class GateSettings(_Section):
     @field_validator("min_metrics")
     @classmethod
     def _known_metrics(cls, value: dict[str, float]) -> dict[str, float]:
-        allowed = (*METRICS, "precision", "recall")
-        unknown = sorted(set(value) - set(allowed))
+        unknown = sorted(set(value) - set(METRICS))
         if unknown:
-            raise ValueError(f"has unknown metric(s) {unknown}; allowed: {', '.join(allowed)}")
+            raise ValueError(f"has unknown metric(s) {unknown}; allowed: {', '.join(METRICS)}")
         return value
 
 
 class ServingSettings(_Section):
+    host: str = "127.0.0.1"  # where `make serve` listens (0.0.0.0: every interface)
+    port: int = Field(default=3000, ge=1, le=65535)
     workers: int = Field(default=2, ge=1, le=64)
     max_rows: int = Field(default=1000, ge=1)
     max_batch_rows: int = Field(default=1024, ge=1)
@@ -154,6 +168,17 @@ class MonitorSettings(_Section):
     sample_rows: int = Field(default=50_000, ge=1000)
     sample_seed: int = 0
     workspace: str = "monitoring/workspace"
+
+
+class DemoSettings(_Section):
+    """Generated production traffic: `make simulate` and the demo loop (`make demo`)."""
+
+    rows: int = Field(default=1000, ge=1)  # rows `make simulate` sends
+    seed: int = 1001
+    batch_rows: int = Field(default=10, ge=1)  # rows per request
+    loop_rows: int = Field(default=2000, ge=1)  # the loop's first window, like the training data
+    shift_scenario: str = "concept_shift"  # what changes before the loop's second window
+    shift_rows: int = Field(default=6000, ge=1)
 
 
 class StepResources(_Section):
@@ -197,6 +222,7 @@ class Settings(_Section):
     gate: GateSettings = Field(default_factory=GateSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    demo: DemoSettings = Field(default_factory=DemoSettings)
     scale: ScaleSettings = Field(default_factory=ScaleSettings)
 
     @model_validator(mode="before")
@@ -243,6 +269,8 @@ def _describe(error: Mapping[str, Any]) -> str:
         return f"unknown key '{key}'; allowed keys here: {allowed}"
     if error["type"] == "literal_error":
         return f"'{key}' = {error['input']!r}: {error['msg'].replace('Input should be', 'use')}"
+    if error["type"] == "unknown_choice":
+        return f"'{key}' = {error['input']!r}: {error['msg']}"
     message = error["msg"].removeprefix("Value error, ")
     return f"'{key}' {message}"
 

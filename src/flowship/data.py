@@ -1,52 +1,19 @@
-"""Load a table (sample / CSV / Parquet / glob, local or S3), check it against the config,
-split it, hash it."""
+"""The training table: its schema inferred from the config, its values validated, split and
+hashed. Reading the source is `flowship.sources`."""
 
 from __future__ import annotations
 
-import fnmatch
-import glob
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
 from sklearn.model_selection import train_test_split
 
 from flowship.config import DataSettings
-from flowship.sample_data import generate_churn
-
-Label = str | int | bool
-
-
-class DataValidationError(ValueError):
-    """The data does not fit the configuration; the message says what and how to fix it."""
-
-
-class Schema(BaseModel):
-    """What a model needs to know about its input table, stored with every model."""
-
-    model_config = ConfigDict(frozen=True)
-
-    target: str
-    id_column: str | None
-    numeric: list[str]
-    categorical: list[str]
-    classes: list[Label]
-    positive_class: Label | None
-    categories: dict[str, list[str]]
-    numeric_ranges: dict[str, tuple[float, float]]
-
-    @property
-    def features(self) -> list[str]:
-        return [*self.numeric, *self.categorical]
-
-    @property
-    def task(self) -> Literal["binary", "multiclass"]:
-        return "binary" if len(self.classes) == 2 else "multiclass"
+from flowship.errors import DataValidationError
+from flowship.schema import Label, Schema, native_label
+from flowship.sources import read_source
 
 
 @dataclass(frozen=True)
@@ -56,132 +23,6 @@ class LoadedData:
     frame: pd.DataFrame
     schema: Schema
     fingerprint: str
-
-
-def read_source(
-    source: str, columns: list[str] | None = None, categorical: list[str] | None = None
-) -> pd.DataFrame:
-    """Read a table from `sample:churn?rows=..&seed=..&scenario=..`, a file or a glob, local
-    or `s3://`.
-
-    Args:
-        source: the `[data] source` value; relative paths are relative to the working directory.
-        columns: read only these columns (Parquet reads skip the others entirely).
-        categorical: Parquet text columns to read straight into pandas categories (one string
-            per distinct value instead of one per row).
-
-    Raises:
-        DataValidationError: the source is unknown, missing, empty or of an unsupported type.
-    """
-    if source.startswith("sample:"):
-        frame = _read_sample(source)
-        return frame[columns] if columns else frame
-    if source.startswith("s3://"):
-        return _read_s3(source, columns, categorical or [])
-    paths = sorted(glob.glob(source)) if glob.has_magic(source) else [source]
-    if not paths:
-        raise DataValidationError(f"no file matches [data] source = {source!r}")
-    frames = [_read_file(Path(p), columns, categorical or []) for p in paths]
-    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-
-
-def _read_s3(source: str, columns: list[str] | None, categorical: list[str]) -> pd.DataFrame:
-    """Objects at an `s3://bucket/key` URL or glob, read with Metaflow's S3 client (its
-    endpoint and credentials: the datastore's own settings)."""
-    from metaflow import S3
-    from metaflow.exception import MetaflowException
-
-    try:
-        with S3() as s3:
-            if glob.has_magic(source):
-                magic = min(i for i, ch in enumerate(source) if ch in "*?[")
-                listed = s3.list_recursive([source[:magic].rsplit("/", 1)[0] + "/"])
-                urls = sorted(o.url for o in listed if fnmatch.fnmatchcase(o.url, source))
-                if not urls:
-                    raise DataValidationError(f"no object matches [data] source = {source!r}")
-            else:
-                urls = [source]
-            objects = s3.get_many(urls)
-            frames = [_read_file(Path(o.path), columns, categorical, name=o.url) for o in objects]
-    except MetaflowException as exc:
-        raise DataValidationError(
-            f"could not read {source}: {exc} (check the URL, the credentials and, for an "
-            "S3-compatible store, METAFLOW_S3_ENDPOINT_URL)"
-        ) from None
-    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-
-
-def _read_sample(source: str) -> pd.DataFrame:
-    parts = urlsplit(source)
-    name = parts.path
-    if name != "churn":
-        raise DataValidationError(
-            f"unknown sample dataset {name!r} in [data] source; "
-            "use 'sample:churn?rows=20000&seed=7'"
-        )
-    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    unknown = set(query) - {"rows", "seed", "scenario"}
-    if unknown:
-        raise DataValidationError(
-            f"unknown sample option(s) {sorted(unknown)} in [data] source; "
-            "allowed: rows, seed, scenario"
-        )
-    try:
-        rows = int(query.get("rows", 20000))
-        seed = int(query.get("seed", 7))
-    except ValueError:
-        raise DataValidationError(
-            f"rows and seed in [data] source must be integers, got {source!r}"
-        ) from None
-    try:
-        return generate_churn(rows, seed=seed, scenario=query.get("scenario", "baseline"))
-    except ValueError as exc:
-        raise DataValidationError(f"[data] source {source!r}: {exc}") from None
-
-
-def _read_file(
-    path: Path, columns: list[str] | None, categorical: list[str], name: str | None = None
-) -> pd.DataFrame:
-    """Read one .csv/.parquet file; `name` (e.g. the S3 URL it came from) gives its type."""
-    if not path.is_file():
-        raise DataValidationError(
-            f"data file {path} does not exist; fix [data] source (relative to {Path.cwd()})"
-        )
-    suffix = Path(name or path).suffix.lower()
-    try:
-        if suffix == ".parquet":
-            import pyarrow as pa  # only when reading Parquet: the service never does
-            import pyarrow.parquet as pq
-
-            schema = pq.read_schema(path)
-            text = {
-                f.name
-                for f in schema
-                if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
-            }
-            table = pq.read_table(
-                path,
-                columns=_present(columns, schema.names),
-                read_dictionary=[c for c in categorical if c in text],
-            )
-            # self_destruct frees each Arrow column as soon as pandas has it: no second copy
-            frame = table.to_pandas(self_destruct=True, split_blocks=True)
-            del table
-            pa.default_memory_pool().release_unused()  # decompression buffers, back to the OS
-            return frame
-        if suffix in {".csv", ".gz"}:
-            present = list(pd.read_csv(path, nrows=0).columns)
-            return pd.read_csv(path, usecols=_present(columns, present))
-    except (ValueError, OSError) as exc:
-        raise DataValidationError(f"could not read {path}: {exc}") from None
-    raise DataValidationError(
-        f"unsupported file type {Path(name or path).name!r}; use .csv or .parquet files"
-    )
-
-
-def _present(columns: list[str] | None, present: list[str]) -> list[str] | None:
-    """Only the wanted columns that exist: the missing ones are reported by `infer_schema`."""
-    return None if columns is None else [c for c in columns if c in present]
 
 
 def infer_schema(frame: pd.DataFrame, settings: DataSettings) -> Schema:
@@ -197,7 +38,9 @@ def infer_schema(frame: pd.DataFrame, settings: DataSettings) -> Schema:
             f"target column '{settings.target}' has {int(target.isna().sum())} missing values; "
             "drop those rows or fill the labels"
         )
-    classes = sorted({_native(v) for v in target.unique()}, key=lambda v: (type(v).__name__, v))
+    classes = sorted(
+        {native_label(v) for v in target.unique()}, key=lambda v: (type(v).__name__, v)
+    )
     if len(classes) < 2:
         raise DataValidationError(
             f"target column '{settings.target}' has one class ({classes[0]!r}); "
@@ -306,16 +149,6 @@ def _positive_class(classes: list[Label], configured: Label | None) -> Label | N
     return match[0]
 
 
-def _native(value: Any) -> Label:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, bool | int | str):
-        return value
-    return str(value)
-
-
 def validate_dataset(frame: pd.DataFrame, schema: Schema, downcast: bool = True) -> pd.DataFrame:
     """Check values against the schema and return a frame with clean dtypes.
 
@@ -364,7 +197,7 @@ def _label_series(values: pd.Series) -> pd.Series:
     if pd.api.types.is_float_dtype(values.dtype) and bool((values % 1 == 0).all()):
         return values.astype("int64")
     if values.dtype == object:
-        return values.map(_native).astype(object)
+        return values.map(native_label).astype(object)
     return values
 
 

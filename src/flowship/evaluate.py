@@ -10,14 +10,7 @@ import pandas as pd
 from sklearn import metrics as skm
 from sklearn.inspection import permutation_importance
 
-HIGHER_IS_BETTER = {
-    "roc_auc": True,
-    "f1": True,
-    "accuracy": True,
-    "log_loss": False,
-    "precision": True,
-    "recall": True,
-}
+from flowship.tasks import get_metric
 
 
 def compute_metrics(
@@ -82,13 +75,6 @@ def compute_metrics(
     return out
 
 
-def metric_score(name: str, value: float) -> float:
-    """The value turned so that higher is always better (log_loss is negated)."""
-    if name not in HIGHER_IS_BETTER:
-        raise ValueError(f"unknown metric {name!r}; allowed: {', '.join(HIGHER_IS_BETTER)}")
-    return value if HIGHER_IS_BETTER[name] else -value
-
-
 def compute_importances(
     model: Any,
     features: pd.DataFrame,
@@ -97,7 +83,7 @@ def compute_importances(
     positive_class: Any,
     metric: str,
     seed: int,
-    max_rows: int = 5000,
+    max_rows: int,
     n_repeats: int = 5,
 ) -> pd.DataFrame:
     """Permutation importance of each raw input column on (a seeded sample of) the holdout.
@@ -114,7 +100,7 @@ def compute_importances(
 
     def scorer(estimator: Any, X: pd.DataFrame, y: pd.Series) -> float:
         values = compute_metrics(y, estimator.predict_proba(X), classes, positive_class)
-        return metric_score(metric, values[metric])
+        return get_metric(metric).score(values[metric])
 
     result = permutation_importance(
         model, features, y_true, scoring=scorer, n_repeats=n_repeats, random_state=seed

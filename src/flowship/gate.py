@@ -9,14 +9,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from flowship.checks import CheckResult
 from flowship.config import GateSettings
-from flowship.quality import CheckResult, QualityReport
+from flowship.errors import GateError
 
 Mode = Literal["enforce", "dry-run"]
-
-
-class GateError(ValueError):
-    """A request the gate refuses (e.g. an override without a reason)."""
 
 
 class Override(BaseModel):
@@ -75,11 +72,6 @@ def check_override(gate: GateSettings, dry_run: bool, force: bool, reason: str) 
     if force and mode == "dry-run":
         raise GateError("--force-promote cannot be combined with a dry run")
     return mode
-
-
-def all_checks(reports: list[QualityReport]) -> list[CheckResult]:
-    """Every check of every report, in report order."""
-    return [check for report in reports for check in report.checks]
 
 
 def decide_promotion(

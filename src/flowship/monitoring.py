@@ -13,16 +13,15 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from flowship.checks import CheckResult, QualityReport, all_checks, drifted_columns
 from flowship.config import DataSettings, MonitorSettings
-from flowship.data import Schema, read_source, validate_dataset
+from flowship.data import validate_dataset
+from flowship.errors import MonitorError
 from flowship.predict import LOG_COLUMNS, read_prediction_log
-from flowship.quality import CheckResult, QualityReport
+from flowship.schema import PROBA_PREFIX, Schema, proba_column
+from flowship.sources import read_source
 
 SCORE = "prediction_score"
-
-
-class MonitorError(ValueError):
-    """The window or the feedback cannot be used; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -34,13 +33,21 @@ class Window:
     labelled: int
     notes: list[str] = field(default_factory=list)
 
+    def summary(self) -> dict[str, Any]:
+        """Where the window came from and its size, as the verdict records it."""
+        return {
+            "source": self.source,
+            "rows": len(self.frame),
+            "labelled": self.labelled,
+            "notes": list(self.notes),
+        }
+
 
 def score_column(frame: pd.DataFrame, schema: Schema) -> pd.Series:
     """The score whose drift is watched: P(positive) for binary, P(predicted class) otherwise."""
     if schema.task == "binary":
-        return frame[f"proba_{schema.positive_class}"].astype(float)
-    columns = [f"proba_{c}" for c in schema.classes]
-    return frame[columns].astype(float).max(axis=1)
+        return frame[proba_column(schema.positive)].astype(float)
+    return frame[schema.proba_columns].astype(float).max(axis=1)
 
 
 def read_feedback(directory: str | Path, target: str) -> pd.DataFrame:
@@ -148,7 +155,7 @@ def prepare_window(window: Window, schema: Schema, model: Any) -> pd.DataFrame:
     )
     out = typed.copy()
     out[schema.target] = frame[schema.target].where(labelled).to_numpy()
-    proba_columns = [f"proba_{c}" for c in schema.classes]
+    proba_columns = schema.proba_columns
     if all(c in frame for c in proba_columns):
         out[proba_columns] = frame[proba_columns].to_numpy(dtype=float)
     else:
@@ -163,8 +170,8 @@ def reference_frame(
 ) -> pd.DataFrame:
     """The champion's holdout with its own holdout predictions and the watched score."""
     out = holdout.reset_index(drop=True).copy()
-    for c in schema.classes:
-        out[f"proba_{c}"] = predictions[f"proba_{c}"].to_numpy()
+    for column in schema.proba_columns:
+        out[column] = predictions[column].to_numpy()
     out[SCORE] = score_column(out, schema)
     return out
 
@@ -190,12 +197,12 @@ class MonitorVerdict(BaseModel):
 def decide_retrain(
     reports: list[QualityReport],
     champion: str,
-    window: dict[str, Any],
+    window: Window,
     now: datetime | None = None,
 ) -> MonitorVerdict:
     """Retrain when drift or decay fails a critical check; raise an alarm (no retrain) when
     only data quality fails: broken or new inputs need a look before a model learns them."""
-    checks = [c for r in reports for c in r.checks]
+    checks = all_checks(reports)
     failed = [c for c in checks if c.blocking]
     drift_or_decay = [c for c in failed if c.group in {"drift", "model_quality"}]
     quality = [c for c in failed if c.group == "data_quality"]
@@ -203,10 +210,10 @@ def decide_retrain(
         "retrain" if drift_or_decay else "alarm" if quality else "ok"
     )
     reasons = [f"{c.group}: {c.label} = {_num(c.value)} (limit {c.condition})" for c in failed]
-    drifted = [c.column for c in checks if c.name == "column drift" and c.status != "pass"]
+    drifted = drifted_columns(checks)
     if drifted:
-        reasons.append(f"drifted columns: {', '.join(str(d) for d in drifted)}")
-    if not window.get("labelled"):
+        reasons.append(f"drifted columns: {', '.join(drifted)}")
+    if not window.labelled:
         reasons.append("no delayed labels in the window: model quality not checked")
     if status == "ok":
         reasons.insert(0, "no drift, decay or data-quality problem beyond the [monitor] limits")
@@ -220,7 +227,7 @@ def decide_retrain(
         reasons=reasons,
         checks=checks,
         champion=champion,
-        window=window,
+        window=window.summary(),
     )
 
 
@@ -258,7 +265,7 @@ def labelled_production_rows(
     features = [*(data.numeric_features or []), *(data.categorical_features or [])]
     if not features:
         reserved = {*LOG_COLUMNS, data.id_column, data.target}
-        features = [c for c in log.columns if c not in reserved and not c.startswith("proba_")]
+        features = [c for c in log.columns if c not in reserved and not c.startswith(PROBA_PREFIX)]
     columns = [c for c in [data.id_column, *features, data.target] if c]
     if log.empty:
         return pd.DataFrame(columns=columns)

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, Strict, create_model
 
-from flowship.data import Schema
 from flowship.features import MISSING
+from flowship.schema import Schema, proba_column
 
 Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 
@@ -184,9 +184,7 @@ class PredictionLog:
     never interleave; files are flushed after every batch so readers see whole requests.
     """
 
-    def __init__(
-        self, directory: str | Path, model_version: str, rotate_mb: float = 64.0, run: str = ""
-    ):
+    def __init__(self, directory: str | Path, model_version: str, rotate_mb: float, run: str = ""):
         self.directory = Path(directory)
         self.model_version = model_version
         self.run = run
@@ -276,7 +274,7 @@ def read_prediction_log(directory: str | Path, since: datetime | None = None) ->
     out = pd.concat([out, features.drop(columns=[c for c in features if c in out])], axis=1)
     proba = np.asarray(probabilities, dtype=float).reshape(len(rows), -1)
     for i, name in enumerate(classes):
-        out[f"proba_{name}"] = proba[:, i]
+        out[proba_column(name)] = proba[:, i]
     out["ts"] = pd.to_datetime(out["ts"], utc=True, format="ISO8601")
     if since is not None:
         stamp = pd.Timestamp(since)

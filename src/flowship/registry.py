@@ -1,100 +1,29 @@
-"""Runs of the project's flows, read through Metaflow's client, within one project branch."""
+"""The champion registry: Metaflow run tags within one project branch.
+
+The champion is the newest run tagged `champion`; promotion tags the new run before untagging
+the old, and leaves a `promoted:`/`demoted:` tag for the history.
+"""
 
 from __future__ import annotations
 
-import getpass
-import json
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
-from metaflow import Flow, Run, namespace
-from metaflow.cards import get_cards
-from metaflow.exception import MetaflowNotFound
+from metaflow import Run
 
+from flowship.errors import RegistryError
+from flowship.runs import flow_of, get_run, in_branch, project_runs, run_data
 
-class RegistryError(LookupError):
-    """A run, card or champion that was asked for does not exist; the message says what to do."""
+if TYPE_CHECKING:
+    import pandas as pd
 
-
-def branch_name(branch: str | None = None, production: bool = False) -> str:
-    """The Metaflow project branch, as `@project` names it.
-
-    No option → `user.<USERNAME>`; `--branch x` → `test.x`; `--production` → `prod`
-    (`prod.x` with both).
-    """
-    if production:
-        return f"prod.{branch}" if branch else "prod"
-    if branch:
-        return f"test.{branch}"
-    user = os.environ.get("METAFLOW_OWNER") or os.environ.get("USERNAME") or getpass.getuser()
-    return f"user.{user}"
-
-
-def project_runs(flow: str, project: str, branch: str, *tags: str) -> list[Run]:
-    """Runs of `flow` in `project`/`branch` carrying every tag in `tags`, newest first."""
-    namespace(None)
-    try:
-        runs = list(Flow(flow).runs(f"project:{project}", f"project_branch:{branch}", *tags))
-    except MetaflowNotFound:
-        return []
-    # The client lists runs in storage order, and a local run's created_at moves when its tags
-    # change; Metaflow's numeric run ids grow with time, so they order runs (newest first).
-    return sorted(
-        runs, key=lambda r: (int(r.id) if r.id.isdigit() else 0, str(r.created_at)), reverse=True
-    )
-
-
-def latest_successful_run(flow: str, project: str, branch: str) -> Run:
-    """The newest run of `flow` in the branch that finished successfully.
-
-    Raises:
-        RegistryError: there is none yet.
-    """
-    for run in project_runs(flow, project, branch):
-        if run.successful:
-            return run
-    raise RegistryError(
-        f"no successful {flow} run in project '{project}', branch '{branch}' yet; "
-        "run `make train` first"
-    )
-
-
-def write_card(run: Run, step: str, path: Path) -> Path:
-    """Write the first card of `run`'s `step` to an HTML file.
-
-    Raises:
-        RegistryError: the step or its card does not exist.
-    """
-    try:
-        task = run[step].task
-        if task is None:
-            raise KeyError(step)
-        cards = get_cards(task)
-    except (KeyError, MetaflowNotFound) as exc:
-        raise RegistryError(f"{run.pathspec} has no card for step '{step}': {exc}") from None
-    if len(cards) == 0:
-        raise RegistryError(f"{run.pathspec} step '{step}' produced no card")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(cards[0].get())
-    return path
-
+    from flowship.schema import Schema
 
 CHAMPION_TAG = "champion"
 GATE_PASSED_TAG = "gate:passed"
 GATE_BLOCKED_TAG = "gate:blocked"
-
-
-@dataclass(frozen=True)
-class ChampionArtifacts:
-    """What the gate needs from the current champion run."""
-
-    pathspec: str
-    model: Any
-    schema: Any
-    train_data: Any
 
 
 @dataclass(frozen=True)
@@ -111,57 +40,71 @@ def _stamp(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
 
 
-def get_run(pathspec: str) -> Run:
-    """A run by pathspec (`TrainFlow/123`), in any namespace.
-
-    Raises:
-        RegistryError: no such run.
-    """
-    namespace(None)
-    try:
-        return Run(pathspec)
-    except MetaflowNotFound:
-        raise RegistryError(f"no run {pathspec!r}; list runs with `make history`") from None
-
-
-def run_data(run: Run) -> Any:
-    """The artifacts of a run's end step.
-
-    Raises:
-        RegistryError: the run never reached its end step.
-    """
-    data = run.data
-    if data is None:
-        raise RegistryError(f"{run.pathspec} has no artifacts: it did not reach its end step")
-    return data
-
-
 def find_champion(project: str, branch: str, flow: str = "TrainFlow") -> Run | None:
     """The newest run tagged `champion` in the project branch, or None."""
     runs = project_runs(flow, project, branch, CHAMPION_TAG)
     return runs[0] if runs else None
 
 
+class ChampionArtifacts:
+    """What the gate and the monitor read from a champion's run, each artifact loaded from the
+    run's datastore when first read (lineage, not a copy). Stored as a step artifact it keeps
+    only the pathspec and loads again where it is read."""
+
+    def __init__(self, pathspec: str) -> None:
+        self.pathspec = pathspec
+
+    def __getstate__(self) -> dict[str, str]:
+        return {"pathspec": self.pathspec}
+
+    def __setstate__(self, state: dict[str, str]) -> None:
+        self.pathspec = state["pathspec"]
+
+    @cached_property
+    def _data(self) -> Any:
+        return run_data(get_run(self.pathspec))
+
+    @cached_property
+    def model(self) -> Any:
+        return self._data.model
+
+    @cached_property
+    def schema(self) -> Schema:
+        return self._data.schema
+
+    @cached_property
+    def train_data(self) -> pd.DataFrame:
+        return self._data.train_data
+
+    @cached_property
+    def holdout(self) -> pd.DataFrame:
+        return self._data.holdout
+
+    @cached_property
+    def holdout_predictions(self) -> pd.DataFrame:
+        return self._data.holdout_predictions
+
+    @cached_property
+    def metrics(self) -> dict[str, float]:
+        return dict(self._data.metrics)
+
+    @cached_property
+    def metric(self) -> str:
+        """The metric the champion was chosen by (`[training] metric` of its run)."""
+        return str(self._data.settings.training.metric)
+
+
 def load_champion(pathspec: str | None) -> ChampionArtifacts | None:
-    """Load the champion's model, schema and training data from its run."""
+    """The artifacts of the champion run `pathspec`, or None when there is no champion.
+
+    Raises:
+        RegistryError: no such run, or it never reached its end step.
+    """
     if pathspec is None:
         return None
-    data = run_data(get_run(pathspec))
-    return ChampionArtifacts(
-        pathspec=pathspec,
-        model=data.model,
-        schema=data.schema,
-        train_data=data.train_data,
-    )
-
-
-def _flow_of(run: Run) -> str:
-    return str(run.pathspec).split("/", 1)[0]
-
-
-def _same_branch(run: Run, project: str, branch: str) -> bool:
-    tags = set(run.system_tags) | set(run.tags)
-    return f"project:{project}" in tags and f"project_branch:{branch}" in tags
+    champion = ChampionArtifacts(pathspec)
+    champion._data  # noqa: B018  (fails here, with our message, for an unknown or broken run)
+    return champion
 
 
 def promote(
@@ -182,9 +125,9 @@ def promote(
             promotion won the race), or the run is of another project branch.
     """
     run = get_run(pathspec)
-    if not _same_branch(run, project, branch):
+    if not in_branch(run, project, branch):
         raise RegistryError(f"{pathspec} is not a run of project {project!r}, branch {branch!r}")
-    current = find_champion(project, branch, _flow_of(run))
+    current = find_champion(project, branch, flow_of(run))
     current_spec = current.pathspec if current else None
     if current_spec != expected_champion:
         raise RegistryError(
@@ -206,7 +149,7 @@ def rollback(pathspec: str, project: str, branch: str, now: datetime | None = No
         RegistryError: the run is unknown, failed, of another branch, or never passed a gate.
     """
     run = get_run(pathspec)
-    if not _same_branch(run, project, branch):
+    if not in_branch(run, project, branch):
         raise RegistryError(f"{pathspec} is not a run of project {project!r}, branch {branch!r}")
     if not run.successful:
         raise RegistryError(f"{pathspec} did not finish successfully; it cannot be champion")
@@ -216,7 +159,7 @@ def rollback(pathspec: str, project: str, branch: str, now: datetime | None = No
             f"{pathspec} never passed a gate (its verdict: "
             f"{verdict.decision if verdict else 'none'}); rollback accepts only passed runs"
         )
-    current = find_champion(project, branch, _flow_of(run))
+    current = find_champion(project, branch, flow_of(run))
     if current is not None and current.pathspec == pathspec:
         raise RegistryError(f"{pathspec} is already the champion")
     return promote(
@@ -273,120 +216,6 @@ def describe_run(run: Run) -> str:
         lines.append(f"verdict    {verdict.id}: {verdict.decision}")
     lines += [f"promoted   {when} by {how}" for when, how in promoted]
     return "\n".join(lines)
-
-
-def export_model(run: Run, model_name: str) -> tuple[str, dict[str, Any]]:
-    """Save a run's pipeline into the BentoML model store with its lineage.
-
-    Labels (searchable with `bentoml models list`) and metadata carry the run pathspec, git sha,
-    data fingerprint, verdict id, holdout metrics, the input schema and the class labels.
-
-    Raises:
-        RegistryError: the run never passed its gate.
-    """
-    import bentoml
-
-    data = run_data(run)
-    verdict = getattr(data, "verdict", None)
-    if verdict is None or not (verdict.passed or verdict.decision == "override"):
-        raise RegistryError(
-            f"{run.pathspec} did not pass its gate "
-            f"({verdict.decision if verdict else 'no verdict'}); "
-            "export the champion or a passed run"
-        )
-    lineage = data.lineage
-    metadata = {
-        "run": run.pathspec,
-        "candidate": data.best_candidate,
-        "git_sha": lineage["git_sha"],
-        "git_dirty": lineage.get("git_dirty"),
-        "config_hash": lineage["config_hash"],
-        "data_fingerprint": data.data_fingerprint,
-        "verdict": {"id": verdict.id, "decision": verdict.decision, **verdict.summary()},
-        "metrics": {k: float(v) for k, v in data.metrics.items()},
-        "classes": [str(c) for c in data.schema.classes],
-        "schema": data.schema.model_dump(mode="json"),
-        "packages": lineage.get("packages", {}),
-    }
-    labels = {
-        "run_id": str(run.id),
-        "git_sha": str(lineage["git_sha"])[:12],
-        "data": data.data_fingerprint,
-        "verdict": verdict.id,
-    }
-    model = bentoml.sklearn.save_model(
-        model_name, data.model, labels=labels, metadata=_without_none(metadata)
-    )
-    return str(model.tag), metadata
-
-
-def _without_none(value: Any) -> Any:
-    """BentoML metadata refuses None: drop such keys (an unset id column, an unknown dirty flag)."""
-    if isinstance(value, dict):
-        return {k: _without_none(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list | tuple):
-        return [_without_none(v) for v in value if v is not None]
-    return value
-
-
-def build_bento(spec: dict[str, Any], repo: Path, workdir: Path) -> str:
-    """Build the Bento for an exported model; returns the Bento tag.
-
-    The files `bentofile.yaml` includes are staged with the model spec in `workdir/src`, so
-    the build never writes into the repository and `BENTOML_HOME` stays outside the context.
-
-    Raises:
-        RegistryError: `bentoml build` failed (its output is in the message).
-    """
-    import shutil
-    import subprocess
-    import sys
-
-    import yaml
-
-    bentofile = yaml.safe_load((repo / "bentofile.yaml").read_text())
-    src = workdir / "src"
-    for pattern in bentofile["include"]:
-        for path in (repo / "src").glob(pattern):
-            target = src / path.relative_to(repo / "src")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, target)
-    (src / "flowship" / "bento_model.json").write_text(json.dumps(spec, indent=2))
-    shutil.copy(repo / "bentofile.yaml", workdir / "bentofile.yaml")
-    bentoml = Path(sys.executable).with_name("bentoml")
-    cmd = [str(bentoml), "build", "-f", str(workdir / "bentofile.yaml"), "-o", "tag", str(src)]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RegistryError(f"bentoml build failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return done.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
-
-
-@dataclass(frozen=True)
-class MonitorReference:
-    """What the monitor compares production with: the champion run's own artifacts."""
-
-    pathspec: str
-    model: Any
-    schema: Any
-    holdout: Any
-    holdout_predictions: Any
-    metrics: dict[str, float]
-    metric: str
-
-
-def load_monitor_reference(pathspec: str) -> MonitorReference:
-    """The champion's model, schema, holdout and holdout predictions, from its run (lineage,
-    not a copied file)."""
-    data = run_data(get_run(pathspec))
-    return MonitorReference(
-        pathspec=pathspec,
-        model=data.model,
-        schema=data.schema,
-        holdout=data.holdout,
-        holdout_predictions=data.holdout_predictions,
-        metrics=dict(data.metrics),
-        metric=data.settings.training.metric,
-    )
 
 
 def find_champion_or_fail(project: str, branch: str) -> str:

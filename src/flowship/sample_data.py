@@ -7,9 +7,13 @@ Nothing is downloaded: every row comes from a seeded NumPy generator, so the sam
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+from flowship.errors import DataValidationError
+
+if TYPE_CHECKING:  # imported where the tables are generated: the CLI's parser reads SCENARIOS
+    import numpy as np
+    import pandas as pd
 
 SCENARIOS = ("baseline", "price_increase", "new_region", "concept_shift", "missing_surge")
 TARGET = "churned"
@@ -33,7 +37,7 @@ _PAYMENT = (
     ("bank_transfer", 0.25),
     ("mailed_check", 0.15),
 )
-_AS_OF = np.datetime64("2026-01-01")
+_AS_OF = "2026-01-01"  # signup dates count back from here
 NEW_REGION = "central"
 _NEW_REGION_SHARE = 0.35
 _PRICE_FACTOR, _PRICE_SHIFT = 1.25, 8.0
@@ -42,6 +46,8 @@ _SURGE_SHARE = 0.45
 
 
 def _choice(rng: np.random.Generator, options: tuple[tuple[str, float], ...], n: int) -> np.ndarray:
+    import numpy as np
+
     names = np.array([o[0] for o in options], dtype=object)
     return names[rng.choice(len(options), size=n, p=[o[1] for o in options])]
 
@@ -60,10 +66,15 @@ def generate_churn(rows: int, seed: int = 7, scenario: str = "baseline") -> pd.D
         One row per customer: an id, a signup date, numeric and categorical features with
         some missing values, and the binary target `churned` (about a quarter positive).
     """
+    import numpy as np
+    import pandas as pd
+
     if scenario not in SCENARIOS:
-        raise ValueError(f"unknown scenario {scenario!r}; choose one of {', '.join(SCENARIOS)}")
+        raise DataValidationError(
+            f"unknown scenario {scenario!r}; choose one of {', '.join(SCENARIOS)}"
+        )
     if rows < 1:
-        raise ValueError(f"rows must be at least 1, got {rows}")
+        raise DataValidationError(f"rows must be at least 1, got {rows}")
     rng = np.random.default_rng([seed, SCENARIOS.index(scenario)])
     n = rows
 
@@ -112,7 +123,7 @@ def generate_churn(rows: int, seed: int = 7, scenario: str = "baseline") -> pd.D
     if scenario == "new_region":
         region = np.where(rng.random(n) < _NEW_REGION_SHARE, NEW_REGION, region)
 
-    signup = _AS_OF - tenure.astype("timedelta64[M]").astype("timedelta64[D]")
+    signup = np.datetime64(_AS_OF) - tenure.astype("timedelta64[M]").astype("timedelta64[D]")
     frame = pd.DataFrame(
         {
             ID_COLUMN: [f"C{seed:05d}-{i:07d}" for i in range(n)],
@@ -151,5 +162,7 @@ def write_sample(path: str | Path, rows: int, seed: int = 7, scenario: str = "ba
     elif path.suffix == ".csv":
         frame.to_csv(path, index=False)
     else:
-        raise ValueError(f"unsupported output {path.name!r}: use a .parquet or .csv file name")
+        raise DataValidationError(
+            f"unsupported output {path.name!r}: use a .parquet or .csv file name"
+        )
     return path

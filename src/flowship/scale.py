@@ -12,7 +12,6 @@ import contextlib
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,8 +20,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-REPO_FLOWS = Path(__file__).resolve().parents[2] / "flows"
-FLOWS = {"TrainFlow": "train_flow.py", "MonitorFlow": "monitor_flow.py"}
+from flowship.errors import ScaleError
+from flowship.processes import free_port, stop
+from flowship.wiring import FLOW_FILES, flow_path
+
 # What a standard Metaflow deployment on Kubernetes calls its services (Outerbounds' deployment
 # templates): the metadata service (run tags are the champion registry, so pods need it) and
 # the Argo Events objects `argo-workflows create` needs for @trigger. They fill in only what
@@ -39,27 +40,6 @@ DEPLOYMENT_DEFAULTS = {
 }
 
 
-def step_resources(kind: str) -> Any:
-    """`@resources` sized by `[scale] <kind>` (`data_steps` or `candidate_steps`) of the flow's
-    `config`, read when the flow is defined. Kubernetes / Argo use it; local runs ignore it."""
-    from metaflow import config_expr, resources  # type: ignore[attr-defined]  # added at import
-
-    return resources(
-        cpu=config_expr(f"config.scale.{kind}.cpu"),
-        memory=config_expr(f"config.scale.{kind}.memory_mb"),
-    )
-
-
-class ScaleError(RuntimeError):
-    """Scaling out cannot proceed; the message says what is missing and how to fix it."""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _require(module: str, extra: str) -> None:
     if importlib.util.find_spec(module) is None:
         raise ScaleError(f"the '{module}' package is missing: pip install -e '.[{extra}]'")
@@ -74,7 +54,7 @@ def local_s3(bucket: str = "flowship", timeout: float = 30.0) -> Iterator[dict[s
         ScaleError: moto is not installed, or the server did not answer within `timeout`.
     """
     _require("moto", "dev")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -102,12 +82,7 @@ def local_s3(bucket: str = "flowship", timeout: float = 30.0) -> Iterator[dict[s
             "AWS_DEFAULT_REGION": "us-east-1",
         }
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
 
 
 def configured_s3_root() -> str | None:
@@ -154,9 +129,9 @@ def compile_argo(
         ScaleError: the compile failed or timed out (an unreachable S3 endpoint hangs it).
     """
     _require("kubernetes", "scale")
-    if flow not in FLOWS:
-        raise ScaleError(f"unknown flow {flow!r}; use one of {sorted(FLOWS)}")
-    cmd = [sys.executable, str(REPO_FLOWS / FLOWS[flow]), "--no-pylint", "--quiet"]
+    if flow not in FLOW_FILES:
+        raise ScaleError(f"unknown flow {flow!r}; use one of {sorted(FLOW_FILES)}")
+    cmd = [sys.executable, str(flow_path(flow)), "--no-pylint", "--quiet"]
     cmd += [*(scope or []), "--config", "config", str(config)]
     cmd += ["argo-workflows", "create", "--only-json"]
     full_env = {**os.environ, **deployment_env(), **env}

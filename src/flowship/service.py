@@ -7,7 +7,6 @@ schema below is generated from it, so `/docs.json` documents the real fields.
 
 Serve the built Bento with `make serve` (it runs `bentoml serve <bento tag>`)."""
 
-import asyncio
 import gc
 import json
 import os
@@ -17,13 +16,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import bentoml
-from bentoml._internal.server.http.traffic import TimeoutMiddleware
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 from threadpoolctl import threadpool_limits
 
+from flowship.bentoml_patches import patch_timeout_middleware
 from flowship.config import ServingSettings
-from flowship.data import Schema
 from flowship.predict import (
     FastPredictor,
     Job,
@@ -36,45 +34,7 @@ from flowship.predict import (
     split_results,
     unknown_categories,
 )
-
-
-async def _timeout_middleware_call(self: Any, scope: Any, receive: Any, send: Any) -> None:
-    """BentoML 1.4's `TimeoutMiddleware.__call__`, with its timer cancelled when the request ends.
-
-    Upstream schedules `loop.call_later(timeout, ...)` per request and never cancels it, so each
-    request's future, context and tracing span live on for the whole `traffic.timeout`: at
-    3,000 req/s and 30 s that is ~90,000 requests' objects, and every full garbage collection
-    scans them all. Those collections stalled a worker for 50-500 ms every few seconds, which
-    was the whole p99 tail (`py-spy`, and `gc.callbacks` timing each collection). Behaviour is
-    otherwise unchanged: a request still gets a 504 after `timeout` seconds.
-    """
-    if scope["type"] not in ("http", "websocket"):
-        return await self.app(scope, receive, send)
-    loop = asyncio.get_running_loop()
-    waiter = loop.create_future()
-    timer = loop.call_later(self.timeout, self._set_timer_out, waiter)
-
-    async def _send(message: Any) -> None:
-        if not waiter.done():
-            waiter.set_result(None)
-        await send(message)
-
-    fut = asyncio.ensure_future(self.app(scope, receive, _send), loop=loop)
-    try:
-        await waiter
-    except TimeoutError:
-        if fut.cancel():
-            from starlette.responses import JSONResponse
-
-            message = f"Not able to process the request in {self.timeout} seconds"
-            await JSONResponse({"error": message}, status_code=504)(scope, receive, send)
-    else:
-        await fut
-    finally:
-        timer.cancel()
-
-
-TimeoutMiddleware.__call__ = _timeout_middleware_call  # type: ignore[method-assign]
+from flowship.schema import Schema
 
 
 def _spec_path() -> Path:
@@ -138,6 +98,7 @@ class Flowship:
     model_ref = bentoml.models.BentoModel(SPEC["model_tag"])
 
     def __init__(self) -> None:
+        patch_timeout_middleware()
         # One OpenMP/BLAS thread per worker: workers = cores, so threads never oversubscribe.
         self._limits = threadpool_limits(limits=1)
         self.model = bentoml.sklearn.load_model(self.model_ref)

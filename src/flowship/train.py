@@ -11,35 +11,17 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
-from sklearn.base import ClassifierMixin
-from sklearn.ensemble import (
-    ExtraTreesClassifier,
-    HistGradientBoostingClassifier,
-    RandomForestClassifier,
-)
-from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from flowship.config import ConfigError, TrainingSettings
-from flowship.data import Schema
-from flowship.evaluate import compute_importances, compute_metrics, metric_score
+from flowship.config import TrainingSettings
+from flowship.errors import ConfigError
+from flowship.estimators import allowed_params, get_estimator, make_estimator
+from flowship.evaluate import compute_importances, compute_metrics
 from flowship.features import build_preprocessor
-
-ESTIMATOR_CLASSES: dict[str, type[ClassifierMixin]] = {
-    "logistic_regression": LogisticRegression,
-    "random_forest": RandomForestClassifier,
-    "hist_gradient_boosting": HistGradientBoostingClassifier,
-    "extra_trees": ExtraTreesClassifier,
-}
-# Sensible starting points that a grid may override.
-_BASE_PARAMS: dict[str, dict[str, Any]] = {
-    "logistic_regression": {"max_iter": 1000},
-    "random_forest": {"n_estimators": 200, "min_samples_leaf": 2},
-    "hist_gradient_boosting": {},
-    "extra_trees": {"n_estimators": 200, "min_samples_leaf": 2},
-}
+from flowship.schema import Schema, proba_column
+from flowship.tasks import get_metric
 
 
 @dataclass(frozen=True)
@@ -64,7 +46,7 @@ class CandidateResult:
 
     @property
     def score(self) -> float:
-        return metric_score(self.metric, self.value)
+        return get_metric(self.metric).score(self.value)
 
 
 @dataclass(frozen=True)
@@ -101,8 +83,7 @@ def expand_candidates(training: TrainingSettings) -> list[CandidateSpec]:
     """
     specs: list[CandidateSpec] = []
     for i, candidate in enumerate(training.candidates):
-        cls = ESTIMATOR_CLASSES[candidate.estimator]
-        allowed = set(cls().get_params())
+        allowed = allowed_params(candidate.estimator)
         unknown = sorted(set(candidate.params) - allowed)
         if unknown:
             raise ConfigError(
@@ -113,7 +94,7 @@ def expand_candidates(training: TrainingSettings) -> list[CandidateSpec]:
         for values in itertools.product(*(candidate.params[k] for k in keys)):
             params = dict(zip(keys, values, strict=True))
             try:
-                _estimator(candidate.estimator, params, seed=0)._validate_params()
+                make_estimator(candidate.estimator, params, seed=0)._validate_params()
             except (ValueError, TypeError) as exc:
                 raise ConfigError(
                     f"training.candidates.{i}.params ({candidate.name}): {exc}"
@@ -129,16 +110,6 @@ def expand_candidates(training: TrainingSettings) -> list[CandidateSpec]:
     return specs
 
 
-# Relative fitting cost, to start the slowest candidates first: forests grow hundreds of deep
-# trees, boosting ~100 shallow ones on binned features, linear models are quickest.
-_COST_RANK = {
-    "random_forest": 3,
-    "extra_trees": 3,
-    "hist_gradient_boosting": 2,
-    "logistic_regression": 1,
-}
-
-
 def longest_first(specs: list[CandidateSpec]) -> list[CandidateSpec]:
     """The specs in the order to start them in parallel: slowest estimators first.
 
@@ -147,15 +118,7 @@ def longest_first(specs: list[CandidateSpec]) -> list[CandidateSpec]:
     phase took 92 s in config order, 86 s longest first, 66 s with `fit_pipeline`'s forests
     on every core). Stable within a rank.
     """
-    return sorted(specs, key=lambda spec: -_COST_RANK[spec.estimator])
-
-
-def _estimator(name: str, params: dict[str, Any], seed: int) -> Any:
-    cls = ESTIMATOR_CLASSES[name]
-    merged = {**_BASE_PARAMS[name], **params}
-    if "random_state" in cls().get_params() and "random_state" not in params:
-        merged["random_state"] = seed
-    return cls(**merged)
+    return sorted(specs, key=lambda spec: -get_estimator(spec.estimator).cost)
 
 
 def build_pipeline(spec: CandidateSpec, schema: Schema, seed: int) -> Pipeline:
@@ -163,7 +126,7 @@ def build_pipeline(spec: CandidateSpec, schema: Schema, seed: int) -> Pipeline:
     return Pipeline(
         [
             ("preprocess", build_preprocessor(schema)),
-            ("model", _estimator(spec.estimator, spec.params, seed)),
+            ("model", make_estimator(spec.estimator, spec.params, seed)),
         ]
     )
 
@@ -187,7 +150,9 @@ def core_share(parallel_tasks: int) -> int:
     return max(1, cores // max(1, parallel_tasks))
 
 
-def fit_pipeline(pipeline: Pipeline, features: pd.DataFrame, labels: np.ndarray) -> None:
+def fit_pipeline(
+    pipeline: Pipeline, features: pd.DataFrame, labels: np.ndarray, estimator: str
+) -> None:
     """Fit; estimators with joblib workers (forests) build on every core, then predict on one.
 
     Joblib's threads sleep when they wait, so a forest sharing the cores with other tasks
@@ -196,8 +161,7 @@ def fit_pipeline(pipeline: Pipeline, features: pd.DataFrame, labels: np.ndarray)
     A `n_jobs` given in the candidate's params is kept.
     """
     model = pipeline.named_steps["model"]
-    forest = isinstance(model, RandomForestClassifier | ExtraTreesClassifier)
-    parallel = forest and model.n_jobs is None
+    parallel = get_estimator(estimator).parallel_fit and model.n_jobs is None
     if parallel:
         model.set_params(n_jobs=joblib.cpu_count())
     try:
@@ -231,7 +195,12 @@ def fit_candidate(
     pipeline = build_pipeline(spec, schema, training.seed)
     started = time.perf_counter()
     with threadpool_limits(limits=core_share(parallel_tasks)):
-        fit_pipeline(pipeline, fit_part[schema.features], label_array(fit_part[schema.target]))
+        fit_pipeline(
+            pipeline,
+            fit_part[schema.features],
+            label_array(fit_part[schema.target]),
+            spec.estimator,
+        )
     seconds = time.perf_counter() - started
     proba = pipeline.predict_proba(valid_part[schema.features])
     values = compute_metrics(
@@ -278,7 +247,9 @@ def select_best(
         ]
     )
     model = build_pipeline(best.spec, schema, training.seed)
-    fit_pipeline(model, train[schema.features], label_array(train[schema.target]))
+    fit_pipeline(
+        model, train[schema.features], label_array(train[schema.target]), best.spec.estimator
+    )
     return Selection(best=best, model=model, leaderboard=leaderboard)
 
 
@@ -286,7 +257,7 @@ def predict_table(model: Any, frame: pd.DataFrame, schema: Schema) -> pd.DataFra
     """Predicted label and one `proba_<class>` column per class, keyed by id when there is one."""
     proba = model.predict_proba(frame[schema.features])
     labels = np.asarray(schema.classes, dtype=object)
-    out = pd.DataFrame({f"proba_{c}": proba[:, i] for i, c in enumerate(schema.classes)})
+    out = pd.DataFrame({proba_column(c): proba[:, i] for i, c in enumerate(schema.classes)})
     out.insert(0, "prediction", labels[proba.argmax(axis=1)])
     if schema.id_column:
         out.insert(0, schema.id_column, frame[schema.id_column].to_numpy())

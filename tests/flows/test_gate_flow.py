@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 from metaflow.cards import get_cards
 
-from flowship.registry import RegistryError, branch_name, find_champion, history, rollback
+from flowship.errors import RegistryError
+from flowship.registry import find_champion, history, rollback
+from flowship.runs import branch_name
 from flowship.sample_data import write_sample
 from tests.helpers import TRAIN_FLOW, run_flow, small_config
 

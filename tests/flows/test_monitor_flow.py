@@ -20,8 +20,9 @@ from flowship.monitoring import (
     reference_frame,
 )
 from flowship.predict import PredictionLog, predict_rows
-from flowship.quality import check_window
-from flowship.registry import branch_name, find_champion, load_monitor_reference
+from flowship.quality.production import check_window
+from flowship.registry import find_champion, load_champion
+from flowship.runs import branch_name
 from flowship.sample_data import generate_churn, write_sample
 from tests.helpers import REPO, TRAIN_FLOW, run_flow, small_config
 
@@ -62,7 +63,7 @@ def trained(datastore: Path) -> str:
 
 def library_verdict(pathspec: str, frame: pd.DataFrame):
     """The monitor's checks and decision in-process (what the flow's steps call)."""
-    ref = load_monitor_reference(pathspec)
+    ref = load_champion(pathspec)
     settings = load_settings(monitor_config(Path("/nonexistent")))
     window = Window(frame, "test", int(frame["churned"].notna().sum()) if "churned" in frame else 0)
     current = prepare_window(window, ref.schema, ref.model)
@@ -70,7 +71,7 @@ def library_verdict(pathspec: str, frame: pd.DataFrame):
     reports = check_window(
         current, reference, ref.schema, settings.monitor, ref.metrics, ref.metric, SCORE
     )
-    return decide_retrain(reports, pathspec, {"rows": len(current), "labelled": window.labelled})
+    return decide_retrain(reports, pathspec, window)
 
 
 @pytest.mark.parametrize("seed", [11, 12, 13, 14, 15])
@@ -110,8 +111,8 @@ def test_price_increase_is_detected_naming_the_charges(datastore: Path, trained:
 
 def _log_traffic(root: Path, pathspec: str, frame: pd.DataFrame, label_share: float = 1.0):
     """Write a prediction log and delayed labels as the service and simulate would."""
-    ref = load_monitor_reference(pathspec)
-    log = PredictionLog(root / "predictions", "churn:test", run=pathspec)
+    ref = load_champion(pathspec)
+    log = PredictionLog(root / "predictions", "churn:test", 64, run=pathspec)
     features = [*ref.schema.features, "customer_id"]
     labels = []
     for start in range(0, len(frame), 20):
@@ -149,7 +150,7 @@ def test_concept_shift_is_decay_and_retraining_promotes_a_better_model(
     assert champion() == retrained.run.pathspec
 
     fresh = generate_churn(3000, seed=42, scenario="concept_shift")
-    old, new = load_monitor_reference(trained), load_monitor_reference(retrained.run.pathspec)
+    old, new = load_champion(trained), load_champion(retrained.run.pathspec)
     scores = {}
     for name, ref in (("old", old), ("new", new)):
         typed = validate_dataset(fresh, ref.schema)

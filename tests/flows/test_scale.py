@@ -80,9 +80,10 @@ def _upload(s3: dict[str, str], path: Path, key: str) -> str:
 
 CHAMPION = """
 import json
-from flowship.registry import branch_name, find_champion, load_monitor_reference
+from flowship.registry import find_champion, load_champion
+from flowship.runs import branch_name
 run = find_champion("churn", branch_name())
-ref = load_monitor_reference(run.pathspec)
+ref = load_champion(run.pathspec)
 print(json.dumps({
     "champion": run.pathspec,
     "decision": run["gate"].task.data.verdict.decision,
@@ -265,7 +266,8 @@ def test_s3_source_errors_name_the_url(s3: dict[str, str], tmp_path: Path) -> No
     """A missing object or an empty glob in S3 is a DataValidationError naming the source."""
     code = """
 import json
-from flowship.data import DataValidationError, read_source
+from flowship.errors import DataValidationError
+from flowship.sources import read_source
 out = []
 for source in ("s3://flowship/nothing/here.parquet", "s3://flowship/nothing/*.csv"):
     try:

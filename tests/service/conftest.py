@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from flowship.registry import build_bento
+from flowship.bento import build_bento
 from tests.helpers import REPO, TRAIN_FLOW, free_port, run_flow, small_config
 
 
@@ -42,8 +42,8 @@ def champion_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 @pytest.fixture(scope="session")
 def spec_file(champion_run: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from flowship.bento import export_model
     from flowship.config import ServingSettings
-    from flowship.registry import export_model
 
     tag, metadata = export_model(champion_run, "churn")
     spec = {

@@ -13,9 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from flowship.bento import build_bento, export_model
 from flowship.cli import main
 from flowship.config import ServingSettings
-from flowship.registry import branch_name, build_bento, export_model, find_champion
+from flowship.registry import find_champion
+from flowship.runs import branch_name
 from tests.helpers import REPO, TRAIN_FLOW, free_port, run_flow, small_config, write_config
 
 pytestmark = pytest.mark.slow

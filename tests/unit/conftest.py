@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from flowship.config import Settings, load_settings
-from flowship.data import Schema, infer_schema, split_dataset, validate_dataset
+from flowship.data import infer_schema, split_dataset, validate_dataset
 from flowship.sample_data import generate_churn
+from flowship.schema import Schema
 from tests.helpers import small_config
 
 

@@ -78,3 +78,44 @@ def test_card_with_invalid_config(tmp_path: Path, capsys: pytest.CaptureFixture[
     config = write_config(tmp_path / "project.toml", small_config(training={"metric": "rmse"}))
     assert main(["card", "--config", str(config)]) == 2
     assert "'training.metric' 'rmse' is not a metric" in capsys.readouterr().err
+
+
+def test_a_bug_is_not_turned_into_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only flowship's own errors become `error:` lines; anything else keeps its traceback."""
+    from flowship.cli import commands
+
+    def broken(args: object) -> int:
+        raise KeyError("x")
+
+    monkeypatch.setattr(commands, "cmd_history", broken)
+    with pytest.raises(KeyError):
+        main(["history"])
+
+
+def test_help_imports_no_heavy_library() -> None:
+    """`champion --help` imports neither scikit-learn, Evidently nor BentoML."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "flowship", "champion", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
+    assert {"sklearn", "evidently", "bentoml", "pandas"} & imported == set()
+    assert "--pathspec-only" in done.stdout
+
+
+def test_scope_gives_the_flow_the_same_branch(tmp_path: Path) -> None:
+    """The flow options select the branch the command reads."""
+    from flowship.cli.scope import Scope
+    from flowship.config import load_settings
+
+    settings = load_settings({})
+    assert Scope("c.toml", settings).flow_options() == []
+    assert Scope("c.toml", settings, branch="x").flow_options() == ["--branch", "x"]
+    assert Scope("c.toml", settings, branch="x").branch_name == "test.x"
+    prod = Scope("c.toml", settings, branch="x", production=True)
+    assert (prod.flow_options(), prod.branch_name) == (["--production", "--branch", "x"], "prod.x")

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from flowship.config import (
-    ESTIMATORS,
-    METRICS,
     ConfigError,
     Settings,
     load_settings,
     parse_config,
     read_settings,
 )
+from flowship.estimators import BUILTIN as ESTIMATORS
+from flowship.tasks import RANKING_METRICS as METRICS
 from tests.helpers import REPO, SMALL_CONFIG, small_config, write_config
 
 

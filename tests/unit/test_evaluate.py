@@ -9,7 +9,15 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from flowship.evaluate import HIGHER_IS_BETTER, compute_importances, compute_metrics, metric_score
+from flowship.evaluate import compute_importances, compute_metrics
+from flowship.tasks import METRICS, get_metric
+
+HIGHER_IS_BETTER = {name: m.higher_is_better for name, m in METRICS.items()}
+
+
+def metric_score(name: str, value: float) -> float:
+    return get_metric(name).score(value)
+
 
 # Four rows, positive class 1: predictions 0, 1, 0, 1 → one TP, one FP, one FN, one TN.
 Y = [0, 0, 1, 1]
@@ -117,7 +125,7 @@ def signal_and_noise() -> tuple[LogisticRegression, pd.DataFrame, pd.Series]:
 def test_importances_rank_signal_above_noise(signal_and_noise) -> None:
     """An informative column outranks pure noise, whose importance is about zero."""
     model, features, y = signal_and_noise
-    table = compute_importances(model, features, y, [0, 1], 1, "roc_auc", seed=0)
+    table = compute_importances(model, features, y, [0, 1], 1, "roc_auc", seed=0, max_rows=5000)
     assert list(table.columns) == ["feature", "importance", "std"]
     assert table["feature"].tolist() == ["signal", "noise"]
     assert table["importance"].iloc[0] > 0.3
@@ -127,7 +135,9 @@ def test_importances_rank_signal_above_noise(signal_and_noise) -> None:
 def test_importances_of_log_loss_point_the_same_way(signal_and_noise) -> None:
     """With log_loss, shuffling the signal still shows as a positive importance."""
     model, features, y = signal_and_noise
-    table = compute_importances(model, features, y, [0, 1], 1, "log_loss", seed=0, n_repeats=2)
+    table = compute_importances(
+        model, features, y, [0, 1], 1, "log_loss", seed=0, max_rows=5000, n_repeats=2
+    )
     assert table["feature"].iloc[0] == "signal"
     assert table["importance"].iloc[0] > 0
 
@@ -138,7 +148,7 @@ def test_importances_sample_at_most_max_rows(signal_and_noise) -> None:
     first = compute_importances(model, features, y, [0, 1], 1, "accuracy", seed=3, max_rows=50)
     again = compute_importances(model, features, y, [0, 1], 1, "accuracy", seed=3, max_rows=50)
     pd.testing.assert_frame_equal(first, again)
-    full = compute_importances(model, features, y, [0, 1], 1, "accuracy", seed=3)
+    full = compute_importances(model, features, y, [0, 1], 1, "accuracy", seed=3, max_rows=5000)
     assert not first["importance"].equals(full["importance"])
 
 
@@ -146,4 +156,6 @@ def test_importances_refuse_an_empty_frame(signal_and_noise) -> None:
     """An empty frame has nothing to permute."""
     model, features, y = signal_and_noise
     with pytest.raises(ValueError, match="cannot compute importances on an empty frame"):
-        compute_importances(model, features.head(0), y.head(0), [0, 1], 1, "roc_auc", seed=0)
+        compute_importances(
+            model, features.head(0), y.head(0), [0, 1], 1, "roc_auc", seed=0, max_rows=5000
+        )

@@ -10,17 +10,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flowship.checks import CheckResult, QualityReport, all_checks
 from flowship.config import GateSettings
 from flowship.gate import (
     GateError,
     Override,
     Verdict,
-    all_checks,
     check_override,
     decide_promotion,
     format_verdict,
 )
-from flowship.quality import CheckResult, QualityReport
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 CHAMPION, CHALLENGER = "TrainFlow/1", "TrainFlow/2"
@@ -34,7 +33,10 @@ def _check(
     **fields: Any,
 ) -> CheckResult:
     """A hand-made check result, critical and in the data-quality group unless told."""
-    return CheckResult(name=name, group=group, status=status, critical=critical, **fields)
+    check_id = f"test.{name.replace(' ', '_')}"
+    return CheckResult(
+        id=check_id, name=name, group=group, status=status, critical=critical, **fields
+    )
 
 
 ROWS = _check("row count", value=600, threshold=300, condition=">= 300")

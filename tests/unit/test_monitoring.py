@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
-from flowship.monitoring import decide_retrain, retrain_event_payload
-from flowship.quality import CheckResult, QualityReport
+from flowship.checks import DATA_MISSING, DRIFT_SHARE, CheckResult, QualityReport
+from flowship.monitoring import Window, decide_retrain, retrain_event_payload
 
 
 def _report(group: str, status: str) -> QualityReport:
     check = CheckResult(
+        id=DRIFT_SHARE if group == "drift" else DATA_MISSING,
         name="drifted share" if group == "drift" else "missing share",
         group=group,
         status=status,
@@ -27,7 +29,8 @@ def _report(group: str, status: str) -> QualityReport:
 def test_retrain_event_payload_only_when_retraining(group: str, status: str, decision: str) -> None:
     """RETRAIN publishes an event asking for --with-feedback, naming the monitor run, its
     verdict and the champion; ALARM and OK publish nothing."""
-    verdict = decide_retrain([_report(group, status)], "TrainFlow/7", {"rows": 2000})
+    window = Window(pd.DataFrame({"x": range(2000)}), "test", labelled=0)
+    verdict = decide_retrain([_report(group, status)], "TrainFlow/7", window)
     assert verdict.status == decision
     payload = retrain_event_payload(verdict, "MonitorFlow/9")
     if decision != "retrain":

@@ -15,7 +15,6 @@ import pytest
 from pydantic import ValidationError
 from sklearn.pipeline import Pipeline
 
-from flowship.data import Schema
 from flowship.predict import (
     Job,
     MicroBatcher,
@@ -27,6 +26,7 @@ from flowship.predict import (
     split_results,
     unknown_categories,
 )
+from flowship.schema import Schema
 from flowship.train import CandidateSpec, build_pipeline, label_array
 from tests.unit.conftest import Prepared
 
@@ -349,7 +349,7 @@ def _predictions(*p1: float) -> Predictions:
 def test_prediction_log_round_trip(tmp_path: Path) -> None:
     """After a flush the reader sees every logged row, with its request, features and
     probabilities, even while the file is still open."""
-    log = PredictionLog(tmp_path / "predictions", "churn:abc123", run="TrainFlow/7")
+    log = PredictionLog(tmp_path / "predictions", "churn:abc123", 64, run="TrainFlow/7")
     log.write(
         "req-1",
         [{"age": 30.0, "region": "east"}, {"age": None, "region": "atlantis"}],
@@ -395,7 +395,7 @@ def test_prediction_log_round_trip(tmp_path: Path) -> None:
 def test_read_prediction_log_keeps_feature_types(tmp_path: Path) -> None:
     """A request whose only row lacks a value does not turn the column into objects: numbers
     stay float64 with NaN, categories strings with NaN, as the monitor compares them."""
-    log = PredictionLog(tmp_path, "v1")
+    log = PredictionLog(tmp_path, "v1", 64)
     log.write("nulls", [{"age": None, "region": None}], _predictions(0.2), when=T0)
     log.write("full", [{"age": 30, "region": "east"}], _predictions(0.7), when=T0 + 1)
     log.close()
@@ -412,7 +412,7 @@ def test_read_prediction_log_keeps_feature_types(tmp_path: Path) -> None:
 
 def test_prediction_log_writes_one_json_line_per_request(tmp_path: Path) -> None:
     """Each file is named by its start time and process; each line holds one request."""
-    log = PredictionLog(tmp_path, "churn:abc123")
+    log = PredictionLog(tmp_path, "churn:abc123", 64)
     log.write("req-1", [{"age": 30.0}, {"age": None}], _predictions(0.25, 0.75), when=T0)
     log.close()
 
@@ -493,7 +493,7 @@ def test_read_prediction_log_is_oldest_first(tmp_path: Path) -> None:
 
 def test_read_prediction_log_since(tmp_path: Path) -> None:
     """`since` keeps rows logged at or after that moment."""
-    log = PredictionLog(tmp_path, "v1")
+    log = PredictionLog(tmp_path, "v1", 64)
     for i in range(4):
         log.write(f"req-{i}", [{"age": 1.0}], _predictions(0.1), when=T0 + 10 * i)
     log.close()

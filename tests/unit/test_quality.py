@@ -11,21 +11,13 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
+from flowship.cards import render_reports
+from flowship.checks import CheckResult, QualityReport
 from flowship.config import GateSettings, load_settings
 from flowship.data import validate_dataset
 from flowship.evaluate import compute_metrics
-from flowship.quality import (
-    CheckResult,
-    QualityReport,
-    check_against_champion,
-    check_drift,
-    check_model_quality,
-    check_training_data,
-    release_checks,
-    render_reports,
-    sample_rows,
-    skipped_check,
-)
+from flowship.quality.release import check_against_champion, check_training_data, release_checks
+from flowship.quality.reports import check_drift, check_model_quality
 from flowship.sample_data import generate_churn
 from flowship.train import CandidateSpec, build_pipeline, label_array
 from tests.helpers import small_config
@@ -99,26 +91,6 @@ def drift_frames(churn: Prepared) -> dict[str, pd.DataFrame]:
         "price_increase": generate_churn(1500, seed=22, scenario="price_increase"),
     }
     return {name: validate_dataset(frame, churn.schema) for name, frame in tables.items()}
-
-
-# CheckResult and skipped_check
-
-
-def test_check_result_blocking_and_label() -> None:
-    """Only a failed critical check blocks; the label names the column when there is one."""
-    check = CheckResult(name="missing share", group="data_quality", status="fail", critical=True)
-    assert check.blocking
-    assert check.label == "missing share"
-    assert not check.model_copy(update={"critical": False}).blocking
-    assert not check.model_copy(update={"status": "warn"}).blocking
-    assert check.model_copy(update={"column": "age"}).label == "missing share [age]"
-
-
-def test_skipped_check_is_informative() -> None:
-    """A check that could not run is skipped, non-critical and says why."""
-    check = skipped_check("drift vs champion", "drift", "no champion yet")
-    assert (check.status, check.critical, check.blocking) == ("skipped", False, False)
-    assert (check.value, check.threshold, check.description) == (None, None, "no champion yet")
 
 
 # check_training_data
@@ -458,37 +430,6 @@ def test_release_checks_sample_the_drift_check_and_say_so(churn: Prepared, model
     assert "percentage points" in drift.note
     assert [r.note for r in (reports[0], reports[2])] == ["", ""]
     assert f"<i>{html.escape(drift.note)}</i>" in render_reports([drift])
-
-
-# sample_rows
-
-
-def test_sample_rows_is_seeded_and_keeps_small_tables_whole() -> None:
-    frame = pd.DataFrame({"x": np.arange(5000)})
-    small = sample_rows(frame, 10_000, seed=0)
-    assert small.frame is frame
-    assert (small.rows, small.of_rows, small.share_error) == (5000, 5000, 0.0)
-    assert small.describe("Window") == "Window: all 5,000 rows"
-    one, again, other = (sample_rows(frame, 1000, seed) for seed in (3, 3, 4))
-    assert one.frame.index.equals(again.frame.index)
-    assert not one.frame.index.equals(other.frame.index)
-    assert (one.rows, one.of_rows) == (1000, 5000)
-
-
-def test_sample_rows_margin_holds_for_a_share() -> None:
-    """The stated 95% margin covers the sampling error of a share (here 30% missing) for
-    19 of 20 seeds or better, and matches the textbook value at 50,000 of 1,000,000."""
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"x": np.where(rng.random(200_000) < 0.3, np.nan, 1.0)})
-    truth = frame["x"].isna().mean()
-    errors = []
-    for seed in range(20):
-        sample = sample_rows(frame, 5000, seed)
-        errors.append(abs(sample.frame["x"].isna().mean() - truth) <= sample.share_error)
-    assert sum(errors) >= 19
-    big = sample_rows(pd.DataFrame({"x": np.zeros(1_000_000)}), 50_000, seed=0)
-    assert big.share_error == pytest.approx(0.00427, abs=1e-5)
-    assert "±0.43 percentage points" in big.describe("Window")
 
 
 # render_reports

@@ -10,8 +10,8 @@ import pytest
 
 from flowship import train as train_module
 from flowship.config import ConfigError, TrainingSettings, load_settings
-from flowship.data import Schema
 from flowship.sample_data import generate_churn
+from flowship.schema import Schema
 from flowship.train import (
     Assessment,
     CandidateResult,
@@ -233,19 +233,21 @@ def test_fit_pipeline_builds_forests_in_parallel_and_predicts_on_one_thread(
     single rows); an n_jobs the config gives is kept; the model is the same either way."""
     monkeypatch.setattr(train_module.joblib, "cpu_count", lambda: 3)
     seen: list[int | None] = []
-    real_fit = train_module.RandomForestClassifier.fit
+    from sklearn.ensemble import RandomForestClassifier
+
+    real_fit = RandomForestClassifier.fit
 
     def spy(self, *args, **kwargs):
         seen.append(self.n_jobs)
         return real_fit(self, *args, **kwargs)
 
-    monkeypatch.setattr(train_module.RandomForestClassifier, "fit", spy)
+    monkeypatch.setattr(RandomForestClassifier, "fit", spy)
     X, y = churn.train[churn.schema.features], label_array(churn.train["churned"])
     forests = []
     for params in ({"n_estimators": 20}, {"n_estimators": 20, "n_jobs": 1}):
         spec = CandidateSpec(name="rf", family="rf", estimator="random_forest", params=params)
         pipeline = build_pipeline(spec, churn.schema, seed=0)
-        fit_pipeline(pipeline, X, y)
+        fit_pipeline(pipeline, X, y, "random_forest")
         forests.append(pipeline)
     assert seen == [3, 1]
     assert [f.named_steps["model"].n_jobs for f in forests] == [None, 1]

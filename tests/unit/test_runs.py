@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from flowship import registry
-from flowship.registry import (
+from flowship import runs as registry
+from flowship.runs import (
     RegistryError,
     branch_name,
     latest_successful_run,

@@ -1,0 +1,127 @@
+"""Packaging: a run's model into the BentoML model store with its lineage, and the Bento built
+from that exact model tag (never `:latest`)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from metaflow import Run
+
+from flowship.config import ServingSettings
+from flowship.errors import RegistryError, ServingError
+from flowship.runs import run_data
+
+SPEC_FILE = "flowship/bento_model.json"  # written into the Bento beside the service
+
+
+def export_model(run: Run, model_name: str) -> tuple[str, dict[str, Any]]:
+    """Save a run's pipeline into the BentoML model store with its lineage.
+
+    Labels (searchable with `bentoml models list`) and metadata carry the run pathspec, git sha,
+    data fingerprint, verdict id, holdout metrics, the input schema and the class labels.
+
+    Raises:
+        RegistryError: the run never passed its gate.
+    """
+    import bentoml
+
+    data = run_data(run)
+    verdict = getattr(data, "verdict", None)
+    if verdict is None or not (verdict.passed or verdict.decision == "override"):
+        raise RegistryError(
+            f"{run.pathspec} did not pass its gate "
+            f"({verdict.decision if verdict else 'no verdict'}); "
+            "export the champion or a passed run"
+        )
+    lineage = data.lineage
+    metadata = {
+        "run": run.pathspec,
+        "candidate": data.best_candidate,
+        "git_sha": lineage["git_sha"],
+        "git_dirty": lineage.get("git_dirty"),
+        "config_hash": lineage["config_hash"],
+        "data_fingerprint": data.data_fingerprint,
+        "verdict": {"id": verdict.id, "decision": verdict.decision, **verdict.summary()},
+        "metrics": {k: float(v) for k, v in data.metrics.items()},
+        "classes": [str(c) for c in data.schema.classes],
+        "schema": data.schema.model_dump(mode="json"),
+        "packages": lineage.get("packages", {}),
+    }
+    labels = {
+        "run_id": str(run.id),
+        "git_sha": str(lineage["git_sha"])[:12],
+        "data": data.data_fingerprint,
+        "verdict": verdict.id,
+    }
+    model = bentoml.sklearn.save_model(
+        model_name, data.model, labels=labels, metadata=_without_none(metadata)
+    )
+    return str(model.tag), metadata
+
+
+def _without_none(value: Any) -> Any:
+    """BentoML metadata refuses None: drop such keys (an unset id column, an unknown dirty flag)."""
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_without_none(v) for v in value if v is not None]
+    return value
+
+
+def bento_spec(
+    model_tag: str, metadata: dict[str, Any], serving: ServingSettings
+) -> dict[str, Any]:
+    """What the service reads at start-up (`flowship/bento_model.json` inside the Bento): the
+    model tag, its input schema and the `[serving]` settings."""
+    return {
+        "model_tag": model_tag,
+        "schema": metadata["schema"],
+        "serving": serving.model_dump(mode="json"),
+    }
+
+
+def build_bento(spec: dict[str, Any], repo: Path, workdir: Path) -> str:
+    """Build the Bento for an exported model; returns the Bento tag.
+
+    The files `bentofile.yaml` includes are staged with the model spec in `workdir/src`, so
+    the build never writes into the repository and `BENTOML_HOME` stays outside the context.
+
+    Raises:
+        ServingError: `bentoml build` failed (its output is in the message).
+    """
+    import yaml
+
+    bentofile = yaml.safe_load((repo / "bentofile.yaml").read_text())
+    src = workdir / "src"
+    for pattern in bentofile["include"]:
+        for path in (repo / "src").glob(pattern):
+            target = src / path.relative_to(repo / "src")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, target)
+    (src / SPEC_FILE).write_text(json.dumps(spec, indent=2))
+    shutil.copy(repo / "bentofile.yaml", workdir / "bentofile.yaml")
+    bentoml = Path(sys.executable).with_name("bentoml")
+    cmd = [str(bentoml), "build", "-f", str(workdir / "bentofile.yaml"), "-o", "tag", str(src)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ServingError(f"bentoml build failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return done.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+
+
+def package_run(run: Run, model_name: str, serving: ServingSettings, repo: Path) -> tuple[str, str]:
+    """Export a run's model and build its Bento; returns (model tag, Bento tag).
+
+    Raises:
+        RegistryError: the run never passed its gate.
+        ServingError: the build failed.
+    """
+    model_tag, metadata = export_model(run, model_name)
+    with tempfile.TemporaryDirectory(prefix="flowship-bento-") as tmp:
+        bento_tag = build_bento(bento_spec(model_tag, metadata, serving), repo, Path(tmp))
+    return model_tag, bento_tag

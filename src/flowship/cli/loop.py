@@ -1,0 +1,233 @@
+"""What the make targets and the demo loop do, as Python functions: run a flow, package the
+champion, send generated traffic, and the retrain policy (monitor → retrain → rebuild)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from flowship.cli.scope import Scope
+from flowship.errors import RegistryError, ServingError
+
+MONITOR_CARD = Path("reports/monitor_card.html")
+TAG_FILE = Path(".bento-tag")
+
+
+def stage(text: str) -> None:
+    """A headline between the steps of a long command."""
+    print(f"\n==> {text}", flush=True)
+
+
+def run_flow(flow: str, scope: Scope, args: Sequence[str] = ()) -> None:
+    """Run one of the project's flows with the scope's config and branch, as `make train` and
+    `make monitor` do; its output streams through.
+
+    Raises:
+        subprocess.CalledProcessError: the flow failed (its output says why).
+    """
+    from flowship.wiring import flow_path
+
+    run_options = ["--max-workers", str(scope.settings.training.max_workers)]
+    if "--max-workers" in args:
+        run_options = []
+    cmd = [sys.executable, str(flow_path(flow)), "--no-pylint", *scope.flow_options()]
+    cmd += ["--config", "config", scope.config, "run", *run_options, *args]
+    print("$ " + " ".join(cmd[1:]), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def champion_pathspec(scope: Scope) -> str | None:
+    """The champion of the scope's branch, or None."""
+    from flowship.registry import find_champion
+
+    run = find_champion(scope.project, scope.branch_name)
+    return str(run.pathspec) if run else None
+
+
+def package(scope: Scope, pathspec: str | None = None, tag_file: Path | None = TAG_FILE) -> str:
+    """Export the champion (or `pathspec`, which must have passed its gate), build its Bento,
+    write its tag to `tag_file`; returns the Bento tag.
+
+    Raises:
+        RegistryError: no champion yet, or the run did not pass its gate.
+        ServingError: the build failed.
+    """
+    from flowship.bento import package_run
+    from flowship.registry import find_champion
+    from flowship.runs import get_run
+
+    run = get_run(pathspec) if pathspec else find_champion(scope.project, scope.branch_name)
+    if run is None:
+        raise RegistryError(
+            f"no champion in project '{scope.project}', branch '{scope.branch_name}': "
+            "run `make train`"
+        )
+    model_tag, bento_tag = package_run(run, scope.project, scope.settings.serving, Path.cwd())
+    print(f"exported {run.pathspec} as model {model_tag}", file=sys.stderr)
+    if tag_file is not None:
+        tag_file.write_text(bento_tag + "\n")
+    print(f"built Bento {bento_tag} from model {model_tag}", file=sys.stderr)
+    return bento_tag
+
+
+def send_traffic(
+    url: str, scenario: str, rows: int, seed: int, feedback_dir: str, batch: int
+) -> Path:
+    """Send generated rows to a running service; write their true labels as delayed feedback.
+
+    Raises:
+        ServingError: the service refused a request.
+    """
+    import httpx
+    import pandas as pd
+
+    from flowship.sample_data import ID_COLUMN, TARGET, generate_churn
+
+    frame = generate_churn(rows, seed=seed, scenario=scenario)
+    features = [c for c in frame.columns if c not in {"signup_date", TARGET}]
+    labels = []
+    started = time.monotonic()
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for start in range(0, len(frame), batch):
+            chunk = frame.iloc[start : start + batch]
+            answer = client.post(
+                "/predict", json={"rows": json.loads(chunk[features].to_json(orient="records"))}
+            )
+            if answer.status_code != 200:
+                raise ServingError(f"{url}/predict answered {answer.status_code}: {answer.text}")
+            request_id = answer.json()["request_id"]
+            for i, (cid, label) in enumerate(zip(chunk[ID_COLUMN], chunk[TARGET], strict=True)):
+                labels.append({"request_id": request_id, "row": i, ID_COLUMN: cid, TARGET: label})
+    out = Path(feedback_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"labels-{scenario}-{seed}-{time.strftime('%Y%m%dT%H%M%S')}.csv"
+    pd.DataFrame(labels).to_csv(path, index=False)
+    print(
+        f"sent {len(frame):,} {scenario} rows to {url} in {time.monotonic() - started:.1f} s; "
+        f"their true labels (arriving 'later') are in {path}"
+    )
+    return path
+
+
+def monitor_and_retrain(scope: Scope, flow_args: Sequence[str] = (), retrain: bool = True) -> bool:
+    """The retrain policy: MonitorFlow; on a RETRAIN verdict, TrainFlow with the labelled
+    traffic (`--with-feedback`); when its gate promotes, the new champion's Bento.
+
+    Returns whether the monitor asked for retraining.
+    """
+    from flowship.runs import latest_successful_run, run_data, write_card
+
+    run_flow("MonitorFlow", scope, flow_args)
+    monitor = latest_successful_run("MonitorFlow", scope.project, scope.branch_name)
+    write_card(monitor, "decide", MONITOR_CARD)
+    verdict = run_data(monitor).verdict
+    if not verdict.retrain:
+        print("no retraining needed")
+        return False
+    if not retrain:
+        print("retraining needed: the train workflow retrains")
+        return True
+    before = champion_pathspec(scope)
+    run_flow("TrainFlow", scope, ["--with-feedback", "True"])
+    after = champion_pathspec(scope)
+    if after != before:
+        print(f"new champion {after}: rebuilding the Bento")
+        package(scope)
+    else:
+        print(f"the gate kept the champion {before}: nothing to rebuild")
+    return True
+
+
+def demo_loop(scope: Scope, url: str) -> None:
+    """The demo's monitoring loop: serve, send traffic, monitor, retrain, rebuild, re-serve.
+
+    Raises:
+        ServingError: no Bento built yet, or it did not serve.
+    """
+    from datetime import UTC, datetime
+    from urllib.parse import urlsplit
+
+    from flowship.processes import served_bento
+
+    if not TAG_FILE.is_file():
+        raise ServingError("no Bento built yet: run `make bento`")
+    demo, monitor = scope.settings.demo, scope.settings.monitor
+    log_dir = {
+        "FLOWSHIP_PREDICTION_LOG_DIR": str(
+            Path(scope.settings.serving.prediction_log_dir).resolve()
+        )
+    }
+    address = urlsplit(url)
+    host, port = address.hostname or "127.0.0.1", address.port or scope.settings.serving.port
+    bento = TAG_FILE.read_text().strip()
+    stage(f"serving {bento} on {url}")
+    with served_bento(bento, host, port, log_dir):
+        since = datetime.now(UTC).isoformat(timespec="seconds")
+        stage("production traffic like the training data (baseline), with delayed labels")
+        send_traffic(
+            url, "baseline", demo.loop_rows, demo.seed, monitor.feedback_dir, demo.batch_rows
+        )
+        stage("MonitorFlow on that window: expect no alarm")
+        monitor_and_retrain(scope, ["--since", since])
+        since = datetime.now(UTC).isoformat(timespec="seconds")
+        stage(f"the world changes ({demo.shift_scenario})")
+        send_traffic(
+            url,
+            demo.shift_scenario,
+            demo.shift_rows,
+            demo.seed + 1,
+            monitor.feedback_dir,
+            demo.batch_rows,
+        )
+        stage("MonitorFlow: the change is caught -> TrainFlow --with-feedback -> gate -> Bento")
+        monitor_and_retrain(scope, ["--since", since])
+    stage("the rebuilt Bento answers and names the new champion")
+    champion = champion_pathspec(scope)
+    smoke(scope, TAG_FILE.read_text().strip(), expect_run=champion)
+    print("\nLook at: reports/gate_card.html, reports/monitor_card.html, and `make dashboard`.")
+
+
+def smoke(
+    scope: Scope, bento: str | None = None, url: str | None = None, expect_run: str | None = None
+) -> None:
+    """Send a sample to a served Bento (serving `bento` meanwhile when no `url` is given) and
+    show its answer and its lineage from `/metadata`.
+
+    Raises:
+        ServingError: the answer failed, or `/metadata` names another run than `expect_run`.
+    """
+    import contextlib
+
+    import httpx
+
+    from flowship.processes import free_port, served_bento
+    from flowship.sample_data import generate_churn
+
+    with contextlib.ExitStack() as stack:
+        if url is None:
+            if bento is None:
+                raise ServingError("give a Bento tag or the URL of a running service")
+            log_dir = str(Path(scope.settings.serving.prediction_log_dir).resolve())
+            started = time.monotonic()
+            url = stack.enter_context(
+                served_bento(
+                    bento, "127.0.0.1", free_port(), {"FLOWSHIP_PREDICTION_LOG_DIR": log_dir}
+                )
+            )
+            print(f"served {bento} on {url}: ready after {time.monotonic() - started:.1f} s")
+        frame = generate_churn(3, seed=2024)
+        features = [c for c in frame.columns if c not in {"customer_id", "signup_date", "churned"}]
+        rows = json.loads(frame[features].to_json(orient="records"))
+        answer = httpx.post(f"{url}/predict", json={"rows": rows}, timeout=30)
+        if answer.status_code != 200:
+            raise ServingError(f"{url}/predict answered {answer.status_code}: {answer.text}")
+        print(f"POST /predict ({len(rows)} rows) ->\n{json.dumps(answer.json(), indent=2)}")
+        meta = httpx.get(f"{url}/metadata", timeout=30).json()
+        keep = ["model_version", "run", "git_sha", "data_fingerprint", "verdict", "metrics"]
+        print(f"GET /metadata ->\n{json.dumps({k: meta.get(k) for k in keep}, indent=2)}")
+        if expect_run and meta.get("run") != expect_run:
+            raise ServingError(f"/metadata names run {meta.get('run')}, expected {expect_run}")

@@ -1,0 +1,243 @@
+"""Run an Evidently report and read its test results back as `CheckResult`s.
+
+Each check's status, value and threshold are read from Evidently's own test results
+(`snapshot.json()`), never recomputed here. Every Evidently metric a report runs is planned as
+one declared check (`Planned`), so results carry the check's id.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from flowship.checks import CheckResult, Status, make_check
+from flowship.tasks import METRICS
+
+if TYPE_CHECKING:
+    from flowship.schema import Schema
+
+_STATUS: dict[str, Status] = {
+    "SUCCESS": "pass",
+    "FAIL": "fail",
+    "WARNING": "warn",
+    "ERROR": "fail",
+    "SKIPPED": "skipped",
+}
+_OPS = {
+    "GreaterOrEqual": ">=",
+    "GreaterThan": ">",
+    "LessOrEqual": "<=",
+    "LessThan": "<",
+    "Equal": "==",
+    "NotEqual": "!=",
+}
+
+
+@dataclass(frozen=True)
+class Planned:
+    """Which declared check an Evidently metric's tests are: its id, the metric name that fills
+    the spec's `{metric}`, and whether it blocks (None: the spec's default)."""
+
+    check_id: str
+    metric: str = ""
+    critical: bool | None = None
+
+
+class Plan:
+    """Evidently metrics in report order, each planned as one declared check."""
+
+    def __init__(self) -> None:
+        self.metrics: list[Any] = []
+        self.planned: dict[str, Planned] = {}
+
+    def add(
+        self, metric: Any, check_id: str, metric_name: str = "", critical: bool | None = None
+    ) -> Any:
+        self.metrics.append(metric)
+        self.planned[metric.get_fingerprint()] = Planned(check_id, metric_name, critical)
+        return metric
+
+
+def run_report(
+    plan: Plan, current: Any, reference: Any = None, include_tests: bool = False
+) -> tuple[Any, list[CheckResult]]:
+    """Run the plan's metrics on Evidently datasets; the snapshot and its checks."""
+    from evidently import Report
+
+    snapshot = Report(plan.metrics, include_tests=include_tests).run(current, reference)
+    return snapshot, read_checks(snapshot, plan.planned)
+
+
+def read_checks(snapshot: Any, planned: Mapping[str, Planned]) -> list[CheckResult]:
+    """Turn a snapshot's tests into CheckResults, one per test, in the report's order.
+
+    A threshold given relative to the reference (`Reference(absolute=...)`) is turned into the
+    absolute number it was compared with.
+    """
+    payload = json.loads(snapshot.json())
+    values = {m["id"]: m["value"] for m in payload["metrics"]}
+    checks = []
+    for test in payload["tests"]:
+        metric_id = test["metric_config"]["metric_id"]
+        params = test["metric_config"]["params"]
+        config = test["test_config"]
+        threshold = config.get("threshold", config.get("expected", params.get("threshold")))
+        op = _OPS.get(config.get("type", "").rsplit(":", 1)[-1].replace("MetricTest", ""), "")
+        if isinstance(threshold, dict):  # Reference(absolute=...): relative to the reference
+            margin = threshold.get("absolute") or 0.0
+            ref = reference_value(snapshot, metric_id, test["bound_test"])
+            threshold = ref + (-margin if op.startswith(">") else margin)
+        plan = planned[metric_id]
+        label = test["bound_test"].get("label")
+        check = make_check(
+            plan.check_id,
+            _STATUS.get(test["status"], "fail"),
+            critical=plan.critical,
+            metric=plan.metric,
+            value=_observed(test["bound_test"], values.get(metric_id)),
+            threshold=float(threshold) if isinstance(threshold, int | float) else None,
+            condition=f"{op} {threshold:.4g}" if op and isinstance(threshold, int | float) else "",
+            column=params.get("column"),
+            description=test.get("description", ""),
+        )
+        if label is not None:
+            check = check.model_copy(update={"name": f"{check.name} of {label!r}"})
+        checks.append(check)
+    return checks
+
+
+def reference_value(snapshot: Any, metric_id: str, bound: Mapping[str, Any] | None = None) -> float:
+    """A metric's value on the reference data (the count or share of count metrics)."""
+    result = snapshot.context.get_reference_metric_result(metric_id)
+    if bound is not None and bound["type"].rsplit(":", 1)[-1] == "CountBoundTest":
+        result = result.count if bound["is_count"] else result.share
+    return float(result.value)
+
+
+def metric_values(snapshot: Any, planned: Mapping[str, Planned]) -> dict[str, float]:
+    """The numeric value of each planned metric, by its metric name."""
+    return {
+        planned[m["id"]].metric: float(m["value"])
+        for m in json.loads(snapshot.json())["metrics"]
+        if m["id"] in planned and isinstance(m["value"], int | float)
+    }
+
+
+def _observed(bound: Mapping[str, Any], value: Any) -> float | None:
+    """The tested number: count or share of count metrics, one label of by-label metrics."""
+    kind = bound["type"].rsplit(":", 1)[-1]
+    if kind == "CountBoundTest":
+        value = value["count" if bound["is_count"] else "share"]
+    elif kind == "ByLabelCountBoundTest":
+        value = value[bound["slot"] + "s"].get(str(bound.get("label")), 0.0)
+    elif kind == "ByLabelBoundTest":
+        value = value.get(str(bound.get("label")))
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def html(snapshot: Any) -> str:
+    """The report as one self-contained HTML page."""
+    return str(snapshot.get_html_str(as_iframe=False))
+
+
+def dataset(frame: pd.DataFrame, definition: Any) -> Any:
+    from evidently import Dataset
+
+    return Dataset.from_pandas(frame, data_definition=definition)
+
+
+def definition(numerical: Sequence[str] = (), categorical: Sequence[str] = (), **kw: Any) -> Any:
+    from evidently import DataDefinition
+
+    return DataDefinition(
+        numerical_columns=list(numerical), categorical_columns=list(categorical), **kw
+    )
+
+
+def plain_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Categories as plain strings: Evidently compares categorical columns by value."""
+    out = frame.copy()
+    for column in out.columns:
+        if isinstance(out[column].dtype, pd.CategoricalDtype):
+            out[column] = out[column].astype(object)
+    return out
+
+
+def metric(name: str, **kwargs: Any) -> Any:
+    """The Evidently metric that gates our metric `name` (`tasks.METRICS`)."""
+    import evidently.metrics as em
+
+    return getattr(em, METRICS[name].evidently)(**kwargs)
+
+
+def scored(frame: pd.DataFrame, proba: np.ndarray, schema: Schema) -> tuple[pd.DataFrame, Any]:
+    """A frame Evidently can read as a classification: target, labels and probabilities.
+
+    Binary targets become 1 (positive) / 0 so string labels work; multiclass labels become
+    strings with one probability column per class named like the class. The predicted label
+    is the argmax, as Evidently derives labels from probabilities anyway.
+    """
+    from evidently import BinaryClassification, MulticlassClassification
+
+    classes = list(schema.classes)
+    y = frame[schema.target].to_numpy()
+    if schema.task == "binary":
+        pos = classes.index(schema.positive)
+        out = pd.DataFrame(
+            {
+                "target": (y == schema.positive).astype(int),
+                "prediction": (proba.argmax(axis=1) == pos).astype(int),
+                "proba": proba[:, pos],
+            }
+        )
+        kind = BinaryClassification(
+            target="target", prediction_labels="prediction", prediction_probas="proba", pos_label=1
+        )
+        return out, definition(["proba"], ["target", "prediction"], classification=[kind])
+    names = [str(c) for c in classes]
+    out = pd.DataFrame(proba, columns=names)
+    out.insert(0, "target", [str(v) for v in y])
+    out.insert(1, "prediction", np.asarray(names, dtype=object)[proba.argmax(axis=1)])
+    multi = MulticlassClassification(
+        target="target", prediction_labels="prediction", prediction_probas=names
+    )
+    return out, definition(names, ["target", "prediction"], classification=[multi])
+
+
+_DISTINCT: Any = None
+
+
+def distinct_count_metric() -> Any:
+    """Evidently has no per-column 'number of distinct values' metric; this adds one."""
+    global _DISTINCT
+    if _DISTINCT is not None:
+        return _DISTINCT
+    from evidently.core.metric_types import (
+        ColumnMetric,
+        SingleValueCalculation,
+        SingleValueMetric,
+    )
+
+    class DistinctValueCount(ColumnMetric, SingleValueMetric):
+        """Number of distinct non-missing values in `column`."""
+
+    class DistinctValueCountCalculation(SingleValueCalculation[DistinctValueCount]):
+        def calculate(self, context: Any, current_data: Any, reference_data: Any) -> Any:
+            def count(data: Any) -> Any:
+                column = data.as_dataframe()[self.metric.column]
+                return self.result(int(column.nunique(dropna=True)))
+
+            return count(current_data), None if reference_data is None else count(reference_data)
+
+        def display_name(self) -> str:
+            return f"Distinct values in column '{self.metric.column}'"
+
+    _DISTINCT = DistinctValueCount
+    return _DISTINCT
