@@ -242,8 +242,8 @@ def test_argo_monitor_template(templates: dict[str, dict[str, Any]]) -> None:
     template = templates["MonitorFlow"]
     assert template["metadata"]["name"] == "fraud.prod.monitorflow"
     steps = _steps(template)
-    assert set(steps) == {"start", "load-current", "load-reference", "check", "decide", "end"}
-    for name in ("load-current", "load-reference", "check"):
+    assert set(steps) == {"start", "load", "prepare", "check", "decide", "end"}
+    for name in ("load", "prepare", "check"):
         assert _requests(steps[name]) == (3.0, "12000.0M"), name
     annotations = template["metadata"]["annotations"]
     assert json.loads(annotations["metaflow/cron"])["schedule"] == "0 */6 * * *"
