@@ -143,6 +143,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/train.py --rows 5000000 --flow-only
 	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python benchmarks/serving.py --config config/delivery.toml
 	$(BIN)/python benchmarks/monitor.py
 
 ## Regenerate constraints.txt from the current .venv (after changing a range in pyproject.toml)

@@ -1,7 +1,7 @@
 """Baseline for benchmarks/serving.py: the FastAPI app a user would write instead of a Bento.
 
-One pipeline loaded at start, a per-request `predict_proba` on a DataFrame of the posted rows,
-the same JSON shape as the Bento's /predict. Run by the benchmark as
+One pipeline loaded at start, a per-request `predict_proba` (a regressor: `predict`) on a
+DataFrame of the posted rows, the same JSON shape as the Bento's /predict. Run by the benchmark as
 `uvicorn benchmarks.fastapi_baseline:app --workers 2` with FLOWSHIP_BASELINE_MODEL set to a
 joblib file of the pipeline.
 """
@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 MODEL = joblib.load(os.environ["FLOWSHIP_BASELINE_MODEL"])
-CLASSES = [str(c) for c in MODEL.classes_]
+CLASSES = [str(c) for c in getattr(MODEL, "classes_", [])]  # none for a regressor
 app = FastAPI()
 
 
@@ -25,6 +25,9 @@ class Request(BaseModel):
 
 @app.post("/predict")
 def predict(request: Request) -> dict[str, Any]:
+    if not CLASSES:
+        values = MODEL.predict(pd.DataFrame(request.rows))
+        return {"predictions": [{"prediction": float(v)} for v in values]}
     proba = MODEL.predict_proba(pd.DataFrame(request.rows))
     return {
         "predictions": [

@@ -85,7 +85,7 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = read_settings("config/project.toml")
-    loaded = load_training_data(settings.data)
+    loaded = load_training_data(settings.data, settings.gate.max_missing_share)
     schema = loaded.schema
     train, holdout = split_dataset(loaded.frame, schema, 0.2, 42)
     results = [

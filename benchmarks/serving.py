@@ -3,10 +3,13 @@
 Usage:
     python benchmarks/serving.py                 # 20 s per load test (the issue's setting)
     python benchmarks/serving.py --duration 5    # quicker
+    python benchmarks/serving.py --config config/delivery.toml   # the regression Bento
 
-Trains the default config with TrainFlow in a temporary datastore, exports and builds the
-Bento in a temporary BentoML home, then measures on 127.0.0.1:
-  (a) raw in-process predict_proba: one row per call, and 1000-row frames (the limit);
+Trains the config (default: config/project.toml, the churn classifier) with TrainFlow in a
+temporary datastore, exports and builds the Bento in a temporary BentoML home, then measures
+on 127.0.0.1:
+  (a) raw in-process predict_proba (predict for regression): one row per call, and 1000-row
+      frames (the limit);
   (b) the baseline a user would write: FastAPI + uvicorn, 2 workers, a naive per-request
       predict_proba on the same pipeline (benchmarks/fastapi_baseline.py);
   (c) our Bento (`bentoml serve <tag>`), 2 workers.
@@ -96,16 +99,17 @@ def _wrk(url: str, body: str, duration: int, connections: int, workdir: Path) ->
 
 def _raw(model: Any, frame: Any, seconds: float = 5.0) -> tuple[float, float]:
     """Rows/s of in-process predict_proba: one row per call, and 1000-row frames."""
+    predict = getattr(model, "predict_proba", model.predict)  # a regressor: its values
     rows = [frame.iloc[[i]] for i in range(200)]
     n, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
-        model.predict_proba(rows[n % len(rows)])
+        predict(rows[n % len(rows)])
         n += 1
     per_row = n / (time.perf_counter() - started)
     big = frame.iloc[:1000]
     n, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
-        model.predict_proba(big)
+        predict(big)
         n += 1000
     return per_row, n / (time.perf_counter() - started)
 
@@ -150,6 +154,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=20, help="seconds per load test")
     parser.add_argument("--connections", type=int, default=32, help="concurrent connections")
+    parser.add_argument("--config", default="config/project.toml", help="the project to serve")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit(
@@ -170,9 +175,10 @@ def main() -> None:
     os.environ.update(env)  # the Metaflow client below reads the same datastore
     servers: list[subprocess.Popen[bytes]] = []
     try:
-        print("training the default config with TrainFlow (about a minute)...", flush=True)
+        print(f"training {args.config} with TrainFlow (about a minute)...", flush=True)
+        flow = [sys.executable, str(REPO / "flows/train_flow.py"), "--no-pylint", "--quiet"]
         subprocess.run(
-            [sys.executable, str(REPO / "flows/train_flow.py"), "--no-pylint", "--quiet", "run"],
+            [*flow, "--config", "config", args.config, "run"],
             cwd=REPO,
             env=env,
             check=True,
@@ -180,7 +186,7 @@ def main() -> None:
         )
         bento_tag = (
             subprocess.run(
-                [sys.executable, "-m", "flowship", "bento"],
+                [sys.executable, "-m", "flowship", "bento", "--config", args.config],
                 cwd=REPO,
                 env=env,
                 check=True,
@@ -250,7 +256,8 @@ def main() -> None:
     big_share = ours_big["rps"] * 1000 / raw_batch
     print()
     print(
-        f"Serving benchmark: {args.connections} connections of 1-row requests for "
+        f"Serving benchmark ({args.config}, {data.schema.task}): {args.connections} "
+        "connections of 1-row requests for "
         f"{args.duration} s (wrk), 2 cores shared with the load generator"
     )
     print(f"{'':34}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}")

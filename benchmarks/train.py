@@ -47,7 +47,7 @@ def _plain(config_path: str) -> None:
 
     settings = read_settings(config_path)
     lineage = collect_lineage(REPO / "flows", settings.fingerprint())
-    loaded = load_training_data(settings.data)
+    loaded = load_training_data(settings.data, settings.gate.max_missing_share)
     schema = loaded.schema
     quality = check_training_data(loaded.frame, schema, settings.gate)
     train, holdout = split_dataset(

@@ -5,6 +5,7 @@ Usage:
     python flows/train_flow.py --config config path/to/other.toml run --max-workers 4
     python flows/train_flow.py run --dry-run True
     python flows/train_flow.py run --force-promote True --reason "hotfix approved by J. Doe"
+    python flows/train_flow.py run --accept-new-contract True --reason "target now weekly"
     python flows/train_flow.py run --with-feedback True
     python flows/train_flow.py --production run
     python flows/train_flow.py card view evaluate
@@ -36,9 +37,9 @@ from flowship.quality.release import check_training_data, release_checks
 from flowship.registry import apply_verdict, find_champion, load_champion, record_tags
 from flowship.train import (
     assess_model,
-    expand_candidates,
     fit_candidate,
-    longest_first,
+    plan_candidates,
+    precheck_candidates,
     select_best,
 )
 from flowship.wiring import project_config, step_resources
@@ -69,7 +70,17 @@ class TrainFlow(FlowSpec):
         default=False,
         help="Promote despite failing checks (audited; needs --reason).",
     )
-    reason = Parameter("reason", default="", help="Why --force-promote is needed (recorded).")
+    accept_new_contract = Parameter(
+        "accept-new-contract",
+        type=bool,
+        default=False,
+        help="Promote a model whose contract differs from the champion's (audited; --reason).",
+    )
+    reason = Parameter(
+        "reason",
+        default="",
+        help="Why --force-promote or --accept-new-contract is needed (recorded).",
+    )
     with_feedback = Parameter(
         "with-feedback",
         type=bool,
@@ -82,19 +93,24 @@ class TrainFlow(FlowSpec):
         """Validate the config and any override, record lineage, find the champion to beat."""
         self.settings = load_settings(self.config)
         self.mode = check_override(
-            self.settings.gate, self.dry_run, self.force_promote, self.reason
+            self.settings.gate,
+            self.dry_run,
+            self.force_promote,
+            self.reason,
+            self.accept_new_contract,
         )
+        precheck_candidates(self.settings)
         self.run_pathspec = f"{current.flow_name}/{current.run_id}"
         self.lineage = collect_lineage(Path(__file__).parent, self.settings.fingerprint())
         champion = find_champion(current.project_name, current.branch_name, current.flow_name)
         self.champion_before = champion.pathspec if champion else None
-        self.candidates = longest_first(expand_candidates(self.settings.training))
         self.next(self.load)
 
     @DATA_STEP
     @step
     def load(self):
-        """Read the table, check it against the config, fingerprint it, check its quality."""
+        """Read the table, choose the task, check the table and the candidates against the
+        config, fingerprint it, check its quality."""
         s = self.settings
         extra = (
             labelled_production_rows(s.serving.prediction_log_dir, s.monitor.feedback_dir, s.data)
@@ -102,12 +118,15 @@ class TrainFlow(FlowSpec):
             else None
         )
         self.feedback_rows = 0 if extra is None else len(extra)
-        loaded = load_training_data(s.data, extra=extra)
+        loaded = load_training_data(s.data, s.gate.max_missing_share, extra=extra)
         self.data, self.schema, self.data_fingerprint = (
             loaded.frame,
             loaded.schema,
             loaded.fingerprint,
         )
+        self.dropped_rows = loaded.dropped_rows
+        self.candidates = plan_candidates(s, self.schema.task)
+        self.settings = s.for_task(self.schema.task)
         self.data_quality = check_training_data(self.data, self.schema, self.settings.gate)
         record_tags(self.run_pathspec, lineage_tags(self.lineage, self.data_fingerprint))
         self.next(self.split)
@@ -115,7 +134,7 @@ class TrainFlow(FlowSpec):
     @DATA_STEP
     @step
     def split(self):
-        """Stratified, seeded split into training part and holdout."""
+        """Seeded split into training part and holdout (stratified when classifying)."""
         data = self.settings.data
         self.train_data, self.holdout = split_dataset(
             self.data, self.schema, data.test_size, data.split_seed
@@ -188,6 +207,7 @@ class TrainFlow(FlowSpec):
             champion=self.champion_before,
             challenger=self.run_pathspec,
             force=self.force_promote,
+            accept_contract=self.accept_new_contract,
             force_reason=self.reason,
             user=current.username,
         )

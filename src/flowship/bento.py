@@ -15,6 +15,7 @@ from metaflow import Run
 
 from flowship.config import ServingSettings
 from flowship.errors import RegistryError, ServingError
+from flowship.estimators import distribution_of
 from flowship.runs import run_data
 
 SPEC_FILE = "flowship/bento_model.json"  # written into the Bento beside the service
@@ -24,7 +25,9 @@ def export_model(run: Run, model_name: str) -> tuple[str, dict[str, Any]]:
     """Save a run's pipeline into the BentoML model store with its lineage.
 
     Labels (searchable with `bentoml models list`) and metadata carry the run pathspec, git sha,
-    data fingerprint, verdict id, holdout metrics, the input schema and the class labels.
+    data fingerprint, verdict id, holdout metrics, the contract, the input schema, the class
+    labels, and the distribution that provides the estimator when it is not scikit-learn's
+    (`requirements`: the Bento installs it).
 
     Raises:
         RegistryError: the run never passed its gate.
@@ -49,9 +52,12 @@ def export_model(run: Run, model_name: str) -> tuple[str, dict[str, Any]]:
         "data_fingerprint": data.data_fingerprint,
         "verdict": {"id": verdict.id, "decision": verdict.decision, **verdict.summary()},
         "metrics": {k: float(v) for k, v in data.metrics.items()},
+        "task": data.schema.task,
         "classes": [str(c) for c in data.schema.classes],
+        "contract": data.schema.contract(),
         "schema": data.schema.model_dump(mode="json"),
         "packages": lineage.get("packages", {}),
+        "requirements": [r for r in [distribution_of(data.model.named_steps["model"])] if r],
     }
     labels = {
         "run_id": str(run.id),
@@ -78,11 +84,13 @@ def bento_spec(
     model_tag: str, metadata: dict[str, Any], serving: ServingSettings
 ) -> dict[str, Any]:
     """What the service reads at start-up (`flowship/bento_model.json` inside the Bento): the
-    model tag, its input schema and the `[serving]` settings."""
+    model tag, its input schema and the `[serving]` settings; and what the Bento must install
+    beyond `bentofile.yaml`'s packages (the estimator's distribution)."""
     return {
         "model_tag": model_tag,
         "schema": metadata["schema"],
         "serving": serving.model_dump(mode="json"),
+        "requirements": list(metadata.get("requirements", [])),
     }
 
 
@@ -91,6 +99,7 @@ def build_bento(spec: dict[str, Any], repo: Path, workdir: Path) -> str:
 
     The files `bentofile.yaml` includes are staged with the model spec in `workdir/src`, so
     the build never writes into the repository and `BENTOML_HOME` stays outside the context.
+    The spec's `requirements` (e.g. `lightgbm==4.7.0`) join the bentofile's pinned packages.
 
     Raises:
         ServingError: `bentoml build` failed (its output is in the message).
@@ -105,7 +114,9 @@ def build_bento(spec: dict[str, Any], repo: Path, workdir: Path) -> str:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(path, target)
     (src / SPEC_FILE).write_text(json.dumps(spec, indent=2))
-    shutil.copy(repo / "bentofile.yaml", workdir / "bentofile.yaml")
+    packages = bentofile["python"]["packages"]
+    packages += [r for r in spec.get("requirements", []) if r not in packages]
+    (workdir / "bentofile.yaml").write_text(yaml.safe_dump(bentofile, sort_keys=False))
     bentoml = Path(sys.executable).with_name("bentoml")
     cmd = [str(bentoml), "build", "-f", str(workdir / "bentofile.yaml"), "-o", "tag", str(src)]
     done = subprocess.run(cmd, capture_output=True, text=True)

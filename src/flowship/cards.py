@@ -57,6 +57,60 @@ def importance_chart(importances: pd.DataFrame, metric: str) -> VegaChart:
     return VegaChart(spec)
 
 
+def residual_charts(predictions: pd.DataFrame, target: str, max_points: int = 2000) -> list[Any]:
+    """Predicted against actual values (with the ideal line) and the residuals' histogram,
+    on at most `max_points` holdout rows."""
+    rows = predictions[[target, "prediction"]].astype(float)
+    if len(rows) > max_points:
+        rows = rows.sample(n=max_points, random_state=0)
+    values = [
+        {"actual": a, "predicted": p, "residual": a - p}
+        for a, p in zip(rows[target], rows["prediction"], strict=True)
+    ]
+    low = float(min(rows[target].min(), rows["prediction"].min()))
+    high = float(max(rows[target].max(), rows["prediction"].max()))
+    scatter = {
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "width": 360,
+        "height": 300,
+        "layer": [
+            {
+                "data": {"values": values},
+                "mark": {"type": "circle", "opacity": 0.4, "size": 12},
+                "encoding": {
+                    "x": {"field": "actual", "type": "quantitative", "title": f"actual {target}"},
+                    "y": {"field": "predicted", "type": "quantitative", "title": "predicted"},
+                },
+            },
+            {
+                "data": {"values": [{"x": low, "y": low}, {"x": high, "y": high}]},
+                "mark": {"type": "line", "color": "#cf222e"},
+                "encoding": {
+                    "x": {"field": "x", "type": "quantitative"},
+                    "y": {"field": "y", "type": "quantitative"},
+                },
+            },
+        ],
+    }
+    histogram = {
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "width": 360,
+        "height": 300,
+        "data": {"values": values},
+        "mark": "bar",
+        "encoding": {
+            "x": {
+                "field": "residual",
+                "bin": {"maxbins": 40},
+                "type": "quantitative",
+                "title": "residual (actual − predicted)",
+            },
+            "y": {"aggregate": "count", "type": "quantitative", "title": "rows"},
+        },
+    }
+    return [VegaChart(scatter), VegaChart(histogram)]
+
+
 class TrainingResults(Protocol):
     """What the training card reads: the artifacts of TrainFlow's evaluate step."""
 
@@ -66,29 +120,41 @@ class TrainingResults(Protocol):
     metrics: dict[str, float]
     baseline_metrics: dict[str, float]
     importances: pd.DataFrame
+    holdout_predictions: pd.DataFrame
     schema: Schema
     data_fingerprint: str
+    dropped_rows: int
     lineage: dict[str, Any]
 
 
 def training_card(results: TrainingResults, rows: tuple[int, int]) -> list[Any]:
-    """The training card: the choice, holdout metrics vs a baseline, leaderboard, importances."""
+    """The training card: the task and why, the choice, holdout metrics vs the naive
+    baseline, leaderboard, importances, and for regression predicted vs actual and residuals."""
     metric = results.settings.training.metric
     metrics, baseline = results.metrics, results.baseline_metrics
+    lineage, schema = results.lineage, results.schema
+    task = schema.kind
+    baseline_name = f"{task.baseline_name} baseline"
     comparison = pd.DataFrame(
         [
-            {"metric": k, "model": metrics[k], "majority baseline": baseline.get(k)}
+            {"metric": k, "model": metrics[k], baseline_name: baseline.get(k)}
             for k in sorted(metrics)
         ]
     )
-    lineage, schema = results.lineage, results.schema
     dirty = " (uncommitted changes)" if lineage.get("git_dirty") else ""
-    return [
+    classes = f" with classes `{schema.classes}`" if task.classifies else ""
+    dropped = getattr(results, "dropped_rows", 0)
+    dropped_note = (
+        f" {dropped:,} rows without a usable target (missing or not finite) were left out."
+        if dropped
+        else ""
+    )
+    parts: list[Any] = [
         Markdown(
             f"# Training: **{results.best_candidate}**\n"
             f"Chosen by validation `{metric}` among {len(results.leaderboard)} candidates; "
-            f"task `{schema.task}` with classes `{schema.classes}`.\n\n"
-            f"Train rows {rows[0]:,}, holdout rows {rows[1]:,}; data fingerprint "
+            f"task `{schema.task}`{classes} ({schema.task_reason}).\n\n"
+            f"Train rows {rows[0]:,}, holdout rows {rows[1]:,};{dropped_note} data fingerprint "
             f"`{results.data_fingerprint}`; commit `{str(lineage.get('git_sha'))[:12]}`{dirty}; "
             f"config `{lineage.get('config_hash')}`."
         ),
@@ -99,6 +165,10 @@ def training_card(results: TrainingResults, rows: tuple[int, int]) -> list[Any]:
         Markdown("## Permutation importance on the holdout"),
         importance_chart(results.importances, metric),
     ]
+    if not task.classifies:
+        parts.append(Markdown("## Predicted vs actual, and residuals, on the holdout"))
+        parts += residual_charts(results.holdout_predictions, schema.target)
+    return parts
 
 
 _STATUS_STYLE = {
@@ -166,6 +236,12 @@ def render_gate_card(
         override = (
             f"<p><b>Override</b> by {escape(verdict.override.user)}: "
             f"{escape(verdict.override.reason)} (failing checks: {escape(failing)})</p>"
+        )
+    if verdict.accepted_contract:
+        changes = "; ".join(verdict.accepted_contract.failing_checks)
+        override += (
+            f"<p><b>New contract accepted</b> by {escape(verdict.accepted_contract.user)}: "
+            f"{escape(verdict.accepted_contract.reason)} ({escape(changes)})</p>"
         )
     would = "would promote" if verdict.would_promote else "would block"
     return f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>Gate {verdict.id}</title>

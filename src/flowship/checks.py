@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 Status = Literal["pass", "fail", "warn", "skipped"]
-Group = Literal["data_quality", "drift", "model_quality", "champion"]
+Group = Literal["data_quality", "contract", "drift", "model_quality", "champion"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,8 @@ DATA_MISSING = "data.missing_share"
 DATA_NOT_CONSTANT = "data.not_constant"
 DATA_TARGET_CLASSES = "data.target_classes"
 DATA_CLASS_SHARE = "data.class_share"
+DATA_TARGET_VARIES = "data.target_varies"
+CONTRACT = "contract.unchanged"
 DRIFT_SHARE = "drift.share"
 DRIFT_COLUMN = "drift.column"
 DRIFT_VS_CHAMPION = "drift.vs_champion"
@@ -68,6 +70,17 @@ CHECKS: tuple[CheckSpec, ...] = (
         "class share",
         True,
         "each class's share >= [gate] min_class_share",
+    ),
+    CheckSpec(
+        DATA_TARGET_VARIES, "data_quality", "target varies", True, "the target has 2+ values"
+    ),
+    CheckSpec(
+        CONTRACT,
+        "contract",
+        "contract",
+        True,
+        "task, target, classes and features (with their kinds) equal the champion's; a change "
+        "is promoted only with --accept-new-contract",
     ),
     CheckSpec(
         DRIFT_SHARE,

@@ -21,8 +21,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from flowship.errors import ConfigError
-from flowship.estimators import BUILTIN
-from flowship.tasks import METRICS, RANKING_METRICS
+from flowship.estimators import BUILTIN, is_known
+from flowship.tasks import METRICS, RANKING_METRICS, get_task
 
 DEFAULT_CONFIG_PATH = Path("config/project.toml")
 # The embedded sample table's defaults: `sample:churn` alone means 20,000 rows of seed 7.
@@ -42,6 +42,7 @@ class DataSettings(_Section):
     source: str = f"sample:churn?rows={SAMPLE_ROWS}&seed={SAMPLE_SEED}"
     target: str = "churned"
     id_column: str | None = None
+    task: Literal["auto", "binary", "multiclass", "regression"] = "auto"
     numeric_features: list[str] | None = None
     categorical_features: list[str] | None = None
     positive_class: str | int | bool | None = None
@@ -65,11 +66,11 @@ class CandidateSettings(_Section):
     @field_validator("estimator")
     @classmethod
     def _known_estimator(cls, value: str) -> str:
-        if value not in BUILTIN:
+        if not is_known(value):
             names = [repr(n) for n in BUILTIN]
             raise PydanticCustomError(
                 "unknown_choice",
-                "use {names}",
+                "use {names}, or 'package.module:Class' for your own estimator",
                 {"names": ", ".join(names[:-1]) + " or " + names[-1]},
             )
         return value
@@ -83,32 +84,39 @@ class CandidateSettings(_Section):
         return value
 
 
+# The candidates of a project that lists none, by task.
+DEFAULT_CANDIDATES = {
+    "classification": [
+        {"name": "logreg", "estimator": "logistic_regression", "params": {"C": [1.0]}},
+        {"name": "hgb", "estimator": "hist_gradient_boosting", "params": {}},
+    ],
+    "regression": [
+        {"name": "ridge", "estimator": "ridge", "params": {"alpha": [1.0]}},
+        {"name": "hgb", "estimator": "hist_gradient_boosting", "params": {}},
+    ],
+}
+
+
 class TrainingSettings(_Section):
-    metric: str = "roc_auc"
+    metric: str = ""  # "": the task's default (roc_auc, f1 or rmse)
     seed: int = 42
     validation_size: float = Field(default=0.2, gt=0.0, lt=1.0)
     importance_rows: int = Field(default=5000, ge=100)
     max_workers: int = Field(default=4, ge=1, le=256)  # candidates fitting at once (local runs)
-    candidates: list[CandidateSettings] = Field(
-        default_factory=lambda: [
-            CandidateSettings(name="logreg", estimator="logistic_regression", params={"C": [1.0]}),
-            CandidateSettings(name="hgb", estimator="hist_gradient_boosting", params={}),
-        ]
-    )
+    candidates: list[CandidateSettings] | None = None  # None: the task's default candidates
 
     @field_validator("metric")
     @classmethod
     def _known_metric(cls, value: str) -> str:
-        if value not in RANKING_METRICS:
-            raise ValueError(
-                f"'{value}' is not a metric for a classification task; "
-                f"allowed: {', '.join(RANKING_METRICS)}"
-            )
+        if value and value not in RANKING_METRICS:
+            raise ValueError(f"'{value}' is not a metric; allowed: {', '.join(RANKING_METRICS)}")
         return value
 
     @field_validator("candidates")
     @classmethod
-    def _candidates(cls, value: list[CandidateSettings]) -> list[CandidateSettings]:
+    def _candidates(cls, value: list[CandidateSettings] | None) -> list[CandidateSettings] | None:
+        if value is None:
+            return None
         if not value:
             raise ValueError(
                 "is empty; add at least one [[training.candidates]] with an estimator from "
@@ -128,15 +136,15 @@ class GateSettings(_Section):
     min_class_share: float = Field(default=0.02, ge=0.0, le=0.5)
     max_drifted_share: float = Field(default=0.5, ge=0.0, le=1.0)
     drift_blocks: bool = False
-    min_metrics: dict[str, float] = Field(default_factory=lambda: {"roc_auc": 0.75})
+    min_metrics: dict[str, float] | None = None  # None: the task's (roc_auc >= 0.75; r2 >= 0)
     max_regression: float = Field(default=0.01, ge=0.0)
     sample_rows: int = Field(default=200_000, ge=1000)
     sample_seed: int = 0
 
     @field_validator("min_metrics")
     @classmethod
-    def _known_metrics(cls, value: dict[str, float]) -> dict[str, float]:
-        unknown = sorted(set(value) - set(METRICS))
+    def _known_metrics(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        unknown = sorted(set(value or {}) - set(METRICS))
         if unknown:
             raise ValueError(f"has unknown metric(s) {unknown}; allowed: {', '.join(METRICS)}")
         return value
@@ -237,6 +245,40 @@ class Settings(_Section):
             scale["retrain_event"] = f"{project}.retrain"
         return {**data, "scale": scale}
 
+    def for_task(self, task: str) -> Settings:
+        """These settings with what depends on the task filled in: the metric, the gate's
+        minimums and the candidates, where the configuration leaves them out.
+
+        Raises:
+            ConfigError: a configured metric or minimum that the task does not compute.
+        """
+        kind = get_task(task)
+        training, gate = self.training, self.gate
+        _check_task(self, task)
+        candidates = training.candidates
+        if candidates is None:
+            family = "classification" if kind.classifies else "regression"
+            candidates = [CandidateSettings(**c) for c in DEFAULT_CANDIDATES[family]]
+        return self.model_copy(
+            update={
+                "training": training.model_copy(
+                    update={
+                        "metric": training.metric or kind.default_metric,
+                        "candidates": candidates,
+                    }
+                ),
+                "gate": gate.model_copy(
+                    update={
+                        "min_metrics": dict(
+                            kind.default_min_metrics
+                            if gate.min_metrics is None
+                            else gate.min_metrics
+                        )
+                    }
+                ),
+            }
+        )
+
     def fingerprint(self) -> str:
         """A short hash of the effective settings (defaults included), for lineage."""
         text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
@@ -252,8 +294,8 @@ def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
         field = model.model_fields.get(part)
         if field is None:
             return None
-        annotation = field.annotation
-        inner = getattr(annotation, "__args__", (annotation,))
+        inner = list(getattr(field.annotation, "__args__", (field.annotation,)))
+        inner += [arg for a in inner for arg in getattr(a, "__args__", ())]  # list[X] | None
         model = next((a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)), None)
         if model is None:
             return None
@@ -285,10 +327,20 @@ def load_settings(raw: Mapping[str, Any]) -> Settings:
         ConfigError: naming every invalid key and what is allowed instead.
     """
     try:
-        return Settings.model_validate(_plain(raw))
+        settings = Settings.model_validate(_plain(raw))
     except ValidationError as exc:
         lines = "\n  - ".join(_describe(e) for e in exc.errors())
         raise ConfigError(f"invalid configuration:\n  - {lines}") from None
+    if settings.data.task != "auto":
+        _check_task(settings, settings.data.task)
+    return settings
+
+
+def _check_task(settings: Settings, task: str) -> None:
+    try:
+        get_task(task).check_metrics(settings.training.metric or None, settings.gate.min_metrics)
+    except ConfigError as exc:
+        raise ConfigError(f"invalid configuration:\n  - {exc}") from None
 
 
 def parse_config(text: str) -> dict[str, Any]:

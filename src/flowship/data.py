@@ -8,21 +8,23 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from flowship.config import DataSettings
 from flowship.errors import DataValidationError
 from flowship.schema import Label, Schema, native_label
 from flowship.sources import read_source
+from flowship.tasks import choose_task
 
 
 @dataclass(frozen=True)
 class LoadedData:
-    """A validated table with its schema and content fingerprint."""
+    """A validated table with its schema and content fingerprint, and the rows left out
+    because their target was missing or not a finite number."""
 
     frame: pd.DataFrame
     schema: Schema
     fingerprint: str
+    dropped_rows: int = 0
 
 
 def infer_schema(frame: pd.DataFrame, settings: DataSettings) -> Schema:
@@ -33,21 +35,25 @@ def infer_schema(frame: pd.DataFrame, settings: DataSettings) -> Schema:
     """
     _require_columns(frame, settings)
     target = frame[settings.target]
+    limit = "(up to [gate] max_missing_share of the rows are dropped for you)"
     if target.isna().any():
         raise DataValidationError(
             f"target column '{settings.target}' has {int(target.isna().sum())} missing values; "
-            "drop those rows or fill the labels"
+            f"drop those rows or fill the labels {limit}"
         )
-    classes = sorted(
-        {native_label(v) for v in target.unique()}, key=lambda v: (type(v).__name__, v)
-    )
-    if len(classes) < 2:
+    if pd.api.types.is_float_dtype(target.dtype) and not np.isfinite(target).all():
         raise DataValidationError(
-            f"target column '{settings.target}' has one class ({classes[0]!r}); "
-            "a classifier needs at least two"
+            f"target column '{settings.target}' has {int((~np.isfinite(target)).sum())} "
+            f"infinite values; drop those rows or fix the values {limit}"
+        )
+    task, reason = choose_task(target, settings.task)
+    classes: list[Label] = []
+    if task.classifies:
+        classes = sorted(
+            {native_label(v) for v in target.unique()}, key=lambda v: (type(v).__name__, v)
         )
     numeric, categorical = _feature_lists(frame, settings)
-    positive = _positive_class(classes, settings.positive_class)
+    positive = _positive_class(classes, settings.positive_class, task.name)
     categories = {c: sorted(str(v) for v in frame[c].dropna().unique()) for c in categorical}
     ranges = {}
     for c in numeric:
@@ -56,6 +62,8 @@ def infer_schema(frame: pd.DataFrame, settings: DataSettings) -> Schema:
             (float(values.min()), float(values.max())) if values.notna().any() else (0.0, 0.0)
         )
     return Schema(
+        task=task.name,
+        task_reason=reason,
         target=settings.target,
         id_column=settings.id_column,
         numeric=numeric,
@@ -131,12 +139,13 @@ def _looks_like_dates_or_ids(values: pd.Series) -> bool:
     return bool(parsed.notna().all())
 
 
-def _positive_class(classes: list[Label], configured: Label | None) -> Label | None:
-    if len(classes) != 2:
+def _positive_class(classes: list[Label], configured: Label | None, task: str) -> Label | None:
+    if task != "binary":
         if configured is not None:
+            what = f"{len(classes)} classes {classes}" if classes else "values (regression)"
             raise DataValidationError(
                 f"[data] positive_class = {configured!r} is only for binary targets; the target "
-                f"has {len(classes)} classes {classes}: remove positive_class"
+                f"has {what}: remove positive_class"
             )
         return None
     if configured is None:
@@ -149,19 +158,23 @@ def _positive_class(classes: list[Label], configured: Label | None) -> Label | N
     return match[0]
 
 
-def validate_dataset(frame: pd.DataFrame, schema: Schema, downcast: bool = True) -> pd.DataFrame:
+def validate_dataset(
+    frame: pd.DataFrame, schema: Schema, downcast: bool = True, target: bool = True
+) -> pd.DataFrame:
     """Check values against the schema and return a frame with clean dtypes.
 
     Numeric features become float32 (`downcast`, the default: half the memory of float64,
     exact for integers up to 2**24 and to 7 significant digits otherwise; float64 when
     `downcast` is false), categorical features a pandas `category` of strings (missing stays
     missing; compact to store and quick to pickle between steps), and the target keeps its
-    natural label type.
+    natural label type (a regression target: float64). With `target` false the target is
+    neither needed nor returned (production rows before their labels arrive).
 
     Raises:
         DataValidationError: non-numeric values in a numeric feature, or duplicated ids.
     """
-    columns = [c for c in [schema.id_column, *schema.features, schema.target] if c]
+    wanted = [schema.id_column, *schema.features, schema.target if target else None]
+    columns = [c for c in wanted if c]
     out = frame[columns]  # copy-on-write (pandas 3): assigning columns never touches `frame`
     numeric_dtype = "float32" if downcast else "float64"
     for column in schema.numeric:
@@ -180,7 +193,9 @@ def validate_dataset(frame: pd.DataFrame, schema: Schema, downcast: bool = True)
         out[column] = converted.astype(numeric_dtype)
     for column in schema.categorical:
         out[column] = _string_categories(out[column])
-    out[schema.target] = _label_series(out[schema.target])
+    if target:
+        labels = out[schema.target]
+        out[schema.target] = _label_series(labels) if schema.kind.classifies else _values(labels)
     if schema.id_column:
         ids = out[schema.id_column]
         dupes = ids[ids.duplicated()]
@@ -190,6 +205,11 @@ def validate_dataset(frame: pd.DataFrame, schema: Schema, downcast: bool = True)
                 f"{dupes.iloc[0]!r}; ids must be unique (deduplicate the source or unset id_column)"
             )
     return out.reset_index(drop=True)
+
+
+def _values(values: pd.Series) -> pd.Series:
+    """A regression target as float64 (missing stays missing)."""
+    return pd.to_numeric(values, errors="coerce").astype("float64")
 
 
 def _label_series(values: pd.Series) -> pd.Series:
@@ -232,9 +252,13 @@ def fingerprint_dataset(frame: pd.DataFrame) -> str:
     return digest.hexdigest()[:16]
 
 
-def load_training_data(settings: DataSettings, extra: pd.DataFrame | None = None) -> LoadedData:
+def load_training_data(
+    settings: DataSettings, max_missing_share: float, extra: pd.DataFrame | None = None
+) -> LoadedData:
     """Read the configured source, resolve its schema, validate it and fingerprint it.
 
+    Rows whose target is missing, or not a finite number, are dropped and counted, unless
+    they are more than `max_missing_share` of the rows (then the table is refused).
     `extra` rows (labelled production rows) are appended; with an id column, an id that
     appears in both keeps its newest (extra) row.
     """
@@ -251,9 +275,28 @@ def load_training_data(settings: DataSettings, extra: pd.DataFrame | None = None
             frame = frame.drop_duplicates(settings.id_column, keep="last").reset_index(drop=True)
     if frame.empty:
         raise DataValidationError(f"[data] source {settings.source!r} has no rows")
+    frame, dropped = _drop_unusable_targets(frame, settings.target, max_missing_share)
     schema = infer_schema(frame, settings)
     clean = validate_dataset(frame, schema, downcast=settings.downcast)
-    return LoadedData(frame=clean, schema=schema, fingerprint=fingerprint_dataset(clean))
+    return LoadedData(clean, schema, fingerprint_dataset(clean), dropped)
+
+
+def _drop_unusable_targets(
+    frame: pd.DataFrame, target: str, max_share: float
+) -> tuple[pd.DataFrame, int]:
+    """The rows with a usable target, and how many were not (missing, NaN, ±inf)."""
+    if target not in frame:
+        return frame, 0  # infer_schema names the missing column
+    values = frame[target]
+    bad = values.isna()
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values):
+        bad |= ~np.isfinite(values.astype("float64").fillna(0.0))
+    dropped = int(bad.sum())
+    if not dropped:
+        return frame, 0
+    if dropped == len(frame) or dropped > max_share * len(frame):
+        return frame, 0  # infer_schema refuses it, counting the missing values
+    return frame[~bad].reset_index(drop=True), dropped
 
 
 def _wanted_columns(settings: DataSettings) -> list[str] | None:
@@ -267,21 +310,10 @@ def _wanted_columns(settings: DataSettings) -> list[str] | None:
 def split_dataset(
     frame: pd.DataFrame, schema: Schema, test_size: float, seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A stratified, seeded split into (train, holdout).
+    """A seeded split into (train, holdout): stratified by class when classifying.
 
     Raises:
         DataValidationError: a class is too rare to appear on both sides.
     """
-    counts = frame[schema.target].value_counts()
-    rare = counts[counts < 2]
-    classes = len(counts)
-    if len(rare) or len(frame) * test_size < classes or len(frame) * (1 - test_size) < classes:
-        raise DataValidationError(
-            f"cannot split {len(frame)} rows with classes {counts.to_dict()} at test_size="
-            f"{test_size}: every class needs at least 2 rows, and the training part and the "
-            "holdout one row per class each"
-        )
-    train, holdout = train_test_split(
-        frame, test_size=test_size, random_state=seed, stratify=frame[schema.target]
-    )
+    train, holdout = schema.kind.split(frame, schema.target, test_size, seed)
     return train.reset_index(drop=True), holdout.reset_index(drop=True)

@@ -1,16 +1,15 @@
-"""Classification metrics and permutation importances (scikit-learn), as plain values."""
+"""Holdout metrics (classification and regression) and permutation importances
+(scikit-learn), as plain values."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 from sklearn.inspection import permutation_importance
-
-from flowship.tasks import get_metric
 
 
 def compute_metrics(
@@ -75,18 +74,39 @@ def compute_metrics(
     return out
 
 
+def compute_regression_metrics(
+    y_true: Sequence[Any] | pd.Series, values: np.ndarray
+) -> dict[str, float]:
+    """rmse, mae, r2 and mape (in percent, as Evidently reports it) of predicted values.
+
+    Raises:
+        ValueError: the lengths differ, or a true value is not a number.
+    """
+    y = np.asarray(list(y_true), dtype=float)
+    predicted = np.asarray(values, dtype=float).reshape(-1)
+    if len(y) != len(predicted):
+        raise ValueError(f"{len(predicted)} predictions for {len(y)} true values")
+    return {
+        "rmse": float(np.sqrt(skm.mean_squared_error(y, predicted))),
+        "mae": float(skm.mean_absolute_error(y, predicted)),
+        "r2": float(skm.r2_score(y, predicted)) if len(y) > 1 else float("nan"),
+        "mape": float(100 * skm.mean_absolute_percentage_error(y, predicted)),
+    }
+
+
 def compute_importances(
     model: Any,
     features: pd.DataFrame,
     y_true: pd.Series,
-    classes: Sequence[Any],
-    positive_class: Any,
-    metric: str,
+    scorer: Callable[[Any, pd.DataFrame, pd.Series], float],
     seed: int,
     max_rows: int,
     n_repeats: int = 5,
 ) -> pd.DataFrame:
     """Permutation importance of each raw input column on (a seeded sample of) the holdout.
+
+    Args:
+        scorer: `scorer(model, X, y)`, higher is better (`Task.scorer` of the metric).
 
     Returns:
         One row per feature: `feature`, `importance` (mean drop of the metric, in the
@@ -97,10 +117,6 @@ def compute_importances(
     if len(features) > max_rows:
         sample = features.sample(n=max_rows, random_state=seed).index
         features, y_true = features.loc[sample], y_true.loc[sample]
-
-    def scorer(estimator: Any, X: pd.DataFrame, y: pd.Series) -> float:
-        values = compute_metrics(y, estimator.predict_proba(X), classes, positive_class)
-        return get_metric(metric).score(values[metric])
 
     result = permutation_importance(
         model, features, y_true, scoring=scorer, n_repeats=n_repeats, random_state=seed

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flowship.checks import CheckResult
+from flowship.checks import CONTRACT, CheckResult
 from flowship.config import GateSettings
 from flowship.errors import GateError
 
@@ -42,6 +42,7 @@ class Verdict(BaseModel):
     champion: str | None
     challenger: str | None
     override: Override | None = None
+    accepted_contract: Override | None = None  # who accepted a new contract, why, what changed
 
     @property
     def passed(self) -> bool:
@@ -58,16 +59,24 @@ class Verdict(BaseModel):
         return self.model_dump_json(indent=2)
 
 
-def check_override(gate: GateSettings, dry_run: bool, force: bool, reason: str) -> Mode:
+def check_override(
+    gate: GateSettings, dry_run: bool, force: bool, reason: str, accept_contract: bool = False
+) -> Mode:
     """The gate mode for this run, refusing a bad override before any training is done.
 
     Raises:
-        GateError: `--force-promote` without `--reason`, or combined with a dry run.
+        GateError: `--force-promote` or `--accept-new-contract` without `--reason`, or
+            `--force-promote` combined with a dry run.
     """
     mode: Mode = "dry-run" if dry_run or gate.mode == "dry-run" else "enforce"
     if force and not reason.strip():
         raise GateError(
             '--force-promote True needs --reason "why": an override without a reason is refused'
+        )
+    if accept_contract and not reason.strip():
+        raise GateError(
+            '--accept-new-contract True needs --reason "why": a new contract is accepted only '
+            "with a recorded reason"
         )
     if force and mode == "dry-run":
         raise GateError("--force-promote cannot be combined with a dry run")
@@ -82,6 +91,7 @@ def decide_promotion(
     challenger: str | None = None,
     force_reason: str | None = None,
     force: bool = False,
+    accept_contract: bool = False,
     user: str = "unknown",
     now: datetime | None = None,
 ) -> Verdict:
@@ -98,24 +108,34 @@ def decide_promotion(
         challenger: pathspec of the run being decided.
         force_reason: why the override is needed (required with `force`).
         force: promote despite failing checks.
-        user: who asked (recorded on an override).
+        accept_contract: a changed contract (the `contract` check) does not block; who
+            accepted it, why and what changed are recorded.
+        user: who asked (recorded on an override or an accepted contract).
         now: the decision time (for reproducible tests).
 
     Raises:
         GateError: an override without a reason, or an override in dry-run mode.
     """
-    if force:
-        check_override(GateSettings(mode=mode), False, force, force_reason or "")
+    if force or accept_contract:
+        check_override(GateSettings(mode=mode), False, force, force_reason or "", accept_contract)
     if not checks:
         raise GateError("no checks were run: refusing to decide on nothing")
 
-    blocking = [c for c in checks if c.blocking]
+    changed = [c for c in checks if c.id == CONTRACT and c.blocking]
+    accepted = None
+    if accept_contract and changed:
+        accepted = Override(
+            user=user, reason=force_reason or "", failing_checks=[c.description for c in changed]
+        )
+    blocking = [c for c in checks if c.blocking and not (accepted and c.id == CONTRACT)]
     warnings = [c for c in checks if c.status == "warn" or (c.status == "fail" and not c.critical)]
     would_promote = not blocking
     reasons = [f"{c.label} failed: {_observed(c)}" for c in blocking]
     reasons += [f"{c.label} warns: {_observed(c)}" for c in warnings]
     if champion is None:
         reasons.append("no champion yet: the decision rests on data and model quality alone")
+    if accepted is not None:
+        reasons.append(f"new contract accepted by {user}: {force_reason}")
 
     override = None
     if force:
@@ -144,6 +164,8 @@ def decide_promotion(
         "created_at": created,
         "override": [user, force_reason] if force else None,
     }
+    if accepted is not None:
+        body["accepted_contract"] = [user, force_reason]
     verdict_id = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
     return Verdict(
         id=verdict_id,
@@ -157,6 +179,7 @@ def decide_promotion(
         champion=champion,
         challenger=challenger,
         override=override,
+        accepted_contract=accepted,
     )
 
 

@@ -18,7 +18,7 @@ from flowship.config import DataSettings, MonitorSettings
 from flowship.data import validate_dataset
 from flowship.errors import MonitorError
 from flowship.predict import LOG_COLUMNS, read_prediction_log
-from flowship.schema import PROBA_PREFIX, Schema, proba_column
+from flowship.schema import PROBA_PREFIX, Schema
 from flowship.sources import read_source
 
 SCORE = "prediction_score"
@@ -41,13 +41,6 @@ class Window:
             "labelled": self.labelled,
             "notes": list(self.notes),
         }
-
-
-def score_column(frame: pd.DataFrame, schema: Schema) -> pd.Series:
-    """The score whose drift is watched: P(positive) for binary, P(predicted class) otherwise."""
-    if schema.task == "binary":
-        return frame[proba_column(schema.positive)].astype(float)
-    return frame[schema.proba_columns].astype(float).max(axis=1)
 
 
 def read_feedback(directory: str | Path, target: str) -> pd.DataFrame:
@@ -140,28 +133,25 @@ def _require_rows(rows: int, minimum: int) -> None:
 
 
 def prepare_window(window: Window, schema: Schema, model: Any) -> pd.DataFrame:
-    """Typed features, the label where known, probabilities (scored now when the window is a
-    file without them) and the watched score column."""
+    """Typed features, the label where known, the model's outputs (scored now when the window
+    is a file without them) and the watched score column."""
     frame = window.frame.copy()
     for column in schema.features:
         if column not in frame:
             raise MonitorError(f"the window lacks feature {column!r} of the champion's schema")
-    if schema.target not in frame:
-        frame[schema.target] = np.nan
-    labelled = frame[schema.target].notna()
-    typed = validate_dataset(
-        frame.assign(**{schema.target: frame[schema.target].where(labelled, schema.classes[0])}),
-        schema.model_copy(update={"id_column": None}),
-    )
+    task = schema.kind
+    typed = validate_dataset(frame, schema.model_copy(update={"id_column": None}), target=False)
     out = typed.copy()
-    out[schema.target] = frame[schema.target].where(labelled).to_numpy()
-    proba_columns = schema.proba_columns
-    if all(c in frame for c in proba_columns):
-        out[proba_columns] = frame[proba_columns].to_numpy(dtype=float)
+    out[schema.target] = (
+        frame[schema.target].to_numpy() if schema.target in frame else np.full(len(frame), np.nan)
+    )
+    columns = task.output_columns(schema)
+    if all(c in frame for c in columns):
+        out[columns] = frame[columns].to_numpy(dtype=float)
     else:
-        proba = model.predict_proba(typed[schema.features])
-        out[proba_columns] = proba
-    out[SCORE] = score_column(out, schema)
+        outputs = task.outputs(model, typed[schema.features])
+        out[columns] = task.prediction_table(outputs, schema)[columns].to_numpy(dtype=float)
+    out[SCORE] = task.watched_score(out, schema)
     return out
 
 
@@ -170,9 +160,9 @@ def reference_frame(
 ) -> pd.DataFrame:
     """The champion's holdout with its own holdout predictions and the watched score."""
     out = holdout.reset_index(drop=True).copy()
-    for column in schema.proba_columns:
+    for column in schema.kind.output_columns(schema):
         out[column] = predictions[column].to_numpy()
-    out[SCORE] = score_column(out, schema)
+    out[SCORE] = schema.kind.watched_score(out, schema)
     return out
 
 

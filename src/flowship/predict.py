@@ -49,10 +49,11 @@ def row_model(schema: Schema) -> type[BaseModel]:
 
 @dataclass(frozen=True)
 class Predictions:
-    """Predicted labels and class probabilities of a batch of rows, as plain Python values."""
+    """The predictions of a batch of rows as plain Python values: the predicted class and the
+    probability of every class, or (regression, no classes) the predicted value."""
 
     labels: list[Any]
-    probabilities: list[list[float]]
+    probabilities: list[list[float]]  # one list per row; empty lists for regression
     classes: list[str]
 
     def __len__(self) -> int:
@@ -60,6 +61,37 @@ class Predictions:
 
     def take(self, start: int, stop: int) -> Predictions:
         return Predictions(self.labels[start:stop], self.probabilities[start:stop], self.classes)
+
+
+class ClassPrediction(BaseModel):
+    """One row's answer from a classifier."""
+
+    prediction: str | int | bool = Field(description="the most probable class")
+    probabilities: dict[str, float] = Field(description="probability of every class")
+
+
+class ValuePrediction(BaseModel):
+    """One row's answer from a regression model."""
+
+    prediction: float = Field(description="the predicted value")
+
+
+def answer_model(schema: Schema) -> type[BaseModel]:
+    """The answer of one row for the schema's task, as `/predict` documents it."""
+    return ClassPrediction if schema.kind.classifies else ValuePrediction
+
+
+def answers(predictions: Predictions) -> list[BaseModel]:
+    """Each row's answer (built without re-validation: the values come from the model)."""
+    if not predictions.classes:
+        return [ValuePrediction.model_construct(prediction=v) for v in predictions.labels]
+    names = predictions.classes
+    return [
+        ClassPrediction.model_construct(
+            prediction=label, probabilities=dict(zip(names, proba, strict=True))
+        )
+        for label, proba in zip(predictions.labels, predictions.probabilities, strict=True)
+    ]
 
 
 class FastPredictor:
@@ -73,6 +105,7 @@ class FastPredictor:
 
     def __init__(self, pipeline: Any, schema: Schema):
         pre, self.estimator = pipeline.named_steps["preprocess"], pipeline.named_steps["model"]
+        self.task = schema.kind
         self.numeric, self.categorical = list(schema.numeric), list(schema.categorical)
         names = [name for name, _, _ in pre.transformers_ if name != "remainder"]
         if names != [
@@ -96,7 +129,11 @@ class FastPredictor:
                 width += len(categories)
         self.width = len(self.numeric) + width
 
-    def predict_proba(self, rows: Sequence[dict[str, Any]]) -> np.ndarray:
+    def outputs(self, rows: Sequence[dict[str, Any]]) -> np.ndarray:
+        """The fitted estimator's outputs (probabilities or values) for raw records."""
+        return self.task.outputs(self.estimator, self._features(rows))
+
+    def _features(self, rows: Sequence[dict[str, Any]]) -> np.ndarray:
         n, k = len(rows), len(self.numeric)
         x = np.zeros((n, self.width))
         if k:
@@ -112,17 +149,17 @@ class FastPredictor:
                 slot = index.get(MISSING if value is None else str(value))
                 if slot is not None:
                     x[i, k + slot] = 1.0
-        return np.asarray(self.estimator.predict_proba(x))
+        return x
 
     @classmethod
     def build(
         cls, pipeline: Any, schema: Schema, probe: Sequence[dict[str, Any]]
     ) -> FastPredictor | None:
-        """A checked fast path, or None when it would not give the pipeline's probabilities."""
+        """A checked fast path, or None when it would not give the pipeline's outputs."""
         try:
             fast = cls(pipeline, schema)
-            expected = pipeline.predict_proba(_frame(probe, schema))
-            if np.allclose(fast.predict_proba(probe), expected, rtol=1e-12, atol=1e-12):
+            expected = schema.kind.outputs(pipeline, _frame(probe, schema))
+            if np.allclose(fast.outputs(probe), expected, rtol=1e-12, atol=1e-12):
                 return fast
         except (AttributeError, KeyError, TypeError, ValueError):
             pass
@@ -154,15 +191,15 @@ def _frame(rows: Sequence[dict[str, Any]], schema: Schema) -> pd.DataFrame:
 def predict_rows(
     model: Any, schema: Schema, rows: Sequence[dict[str, Any]], fast: FastPredictor | None = None
 ) -> Predictions:
-    """Predicted class and class probabilities for raw records (dicts of feature values)."""
+    """Predictions for raw records (dicts of feature values): the class and every class's
+    probability, or the value."""
+    task = schema.kind
     classes = [str(c) for c in schema.classes]
     if not rows:
         return Predictions([], [], classes)
-    proba = (
-        fast.predict_proba(rows) if fast is not None else model.predict_proba(_frame(rows, schema))
-    )
-    labels = np.asarray(schema.classes, dtype=object)[proba.argmax(axis=1)].tolist()
-    return Predictions(labels, proba.tolist(), classes)
+    outputs = fast.outputs(rows) if fast is not None else task.outputs(model, _frame(rows, schema))
+    probabilities = outputs.tolist() if task.classifies else [[] for _ in rows]
+    return Predictions(task.predicted(outputs, schema), probabilities, classes)
 
 
 def unknown_categories(schema: Schema, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
@@ -272,9 +309,10 @@ def read_prediction_log(directory: str | Path, since: datetime | None = None) ->
     # a column whose values were all null in some request still reads back as numbers
     features = pd.DataFrame.from_records(rows).infer_objects()
     out = pd.concat([out, features.drop(columns=[c for c in features if c in out])], axis=1)
-    proba = np.asarray(probabilities, dtype=float).reshape(len(rows), -1)
-    for i, name in enumerate(classes):
-        out[proba_column(name)] = proba[:, i]
+    if classes:
+        proba = np.asarray(probabilities, dtype=float).reshape(len(rows), len(classes))
+        for i, name in enumerate(classes):
+            out[proba_column(name)] = proba[:, i]
     out["ts"] = pd.to_datetime(out["ts"], utc=True, format="ISO8601")
     if since is not None:
         stamp = pd.Timestamp(since)

@@ -1,4 +1,5 @@
-"""The embedded default data: a deterministic churn-like table with drift scenarios.
+"""The embedded tables: deterministic churn (binary) and delivery-time (regression) data with
+drift scenarios, read as `sample:<name>?rows=…&seed=…&scenario=…`.
 
 Nothing is downloaded: every row comes from a seeded NumPy generator, so the same
 `(rows, seed, scenario)` gives the same frame (and the same Parquet bytes) on any machine.
@@ -6,6 +7,8 @@ Nothing is downloaded: every row comes from a seeded NumPy generator, so the sam
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -152,10 +155,166 @@ def generate_churn(rows: int, seed: int = 7, scenario: str = "baseline") -> pd.D
     return frame
 
 
-def write_sample(path: str | Path, rows: int, seed: int = 7, scenario: str = "baseline") -> Path:
+# ---- delivery times (regression): how long an order takes to reach the customer
+
+DELIVERY_SCENARIOS = ("baseline", "long_distance", "new_city", "concept_shift", "missing_surge")
+DELIVERY_TARGET = "delivery_minutes"
+DELIVERY_ID = "order_id"
+DELIVERY_NUMERIC = ("distance_km", "items", "basket_value", "prep_minutes", "hour", "rating")
+DELIVERY_CATEGORICAL = ("city", "vehicle", "weather")
+_CITIES = (("center", 0.40), ("north", 0.25), ("riverside", 0.20), ("hills", 0.15))
+_VEHICLES = (("bike", 0.45), ("scooter", 0.35), ("car", 0.20))
+_WEATHER = (("clear", 0.65), ("rain", 0.28), ("snow", 0.07))
+NEW_CITY = "harbour"
+_NEW_CITY_SHARE = 0.35
+_DISTANCE_FACTOR = 1.7
+
+
+def generate_delivery(rows: int, seed: int = 7, scenario: str = "baseline") -> pd.DataFrame:
+    """Generate a delivery-time table.
+
+    Args:
+        rows: number of orders (rows), at least 1.
+        seed: seed of the generator; ids embed it so tables with other seeds never collide.
+        scenario: `baseline`, or a drift scenario for monitoring: `long_distance` (a suburban
+            area: orders come from much further away, by car, with more items), `new_city` (a
+            city never seen in training), `concept_shift` (road works: in the center and in
+            the rain deliveries now take much longer for the same order), `missing_surge`
+            (several columns go missing).
+
+    Returns:
+        One row per order: an id, the order time, numeric and categorical features with some
+        missing values, and the target `delivery_minutes` (about 15 to 90 minutes).
+    """
+    import numpy as np
+    import pandas as pd
+
+    if scenario not in DELIVERY_SCENARIOS:
+        raise DataValidationError(
+            f"unknown scenario {scenario!r}; choose one of {', '.join(DELIVERY_SCENARIOS)}"
+        )
+    if rows < 1:
+        raise DataValidationError(f"rows must be at least 1, got {rows}")
+    rng = np.random.default_rng([seed, 100 + DELIVERY_SCENARIOS.index(scenario)])
+    n = rows
+    city = _choice(rng, _CITIES, n)
+    vehicle = _choice(rng, _VEHICLES, n)
+    weather = _choice(rng, _WEATHER, n)
+    distance = np.clip(rng.gamma(2.0, 1.8, n), 0.3, 25.0)
+    items = np.clip(rng.poisson(2.5, n) + 1, 1, 15).astype(np.int64)
+    if scenario == "long_distance":
+        # a new suburban area: orders come from far away, by car, and are bigger
+        distance = np.clip(distance * _DISTANCE_FACTOR + 1.5, 0.3, 40.0)
+        vehicle = np.where(rng.random(n) < 0.6, "car", vehicle)
+        items = items + rng.poisson(1.5, n)
+    basket = np.round(items * rng.uniform(6, 18, n) + rng.normal(0, 4, n), 2).clip(3, None)
+    prep = np.clip(rng.normal(9 + 0.9 * items, 3.0), 3, 40)
+    hour = rng.choice(24, size=n, p=_hour_weights()).astype(np.int64)
+    rating = np.round(np.clip(rng.normal(4.5, 0.3, n), 3.0, 5.0), 1)
+    speed = np.select([vehicle == "bike", vehicle == "scooter"], [3.4, 2.4], 2.0)  # min per km
+    rush = ((hour >= 11) & (hour <= 13)) | ((hour >= 18) & (hour <= 20))
+    city_delay = np.select([city == "center", city == "hills"], [4.0, 6.0], 1.5)
+    weather_delay = np.select([weather == "rain", weather == "snow"], [1.15, 1.45], 1.0)
+    minutes = (
+        6.0
+        + prep
+        + distance * speed * weather_delay
+        + city_delay
+        + 7.0 * rush * (city == "center")
+        + 4.0 * rush
+        - 2.0 * (rating - 4.5)
+        + rng.normal(0, 3.0, n)
+    )
+    if scenario == "concept_shift":
+        # Road works: in the center and in the rain every kilometre now takes far longer.
+        slowed = (city == "center") | (weather == "rain")
+        minutes = minutes + slowed * (9.0 + 2.2 * distance)
+    if scenario == "new_city":
+        city = np.where(rng.random(n) < _NEW_CITY_SHARE, NEW_CITY, city)
+    start = np.datetime64("2026-01-01T00:00:00") + rng.integers(0, 90 * 24 * 60, n).astype(
+        "timedelta64[m]"
+    )
+    frame = pd.DataFrame(
+        {
+            DELIVERY_ID: [f"O{seed:05d}-{i:07d}" for i in range(n)],
+            "ordered_at": start.astype("datetime64[s]"),
+            "distance_km": np.round(distance, 2),
+            "items": items,
+            "basket_value": basket,
+            "prep_minutes": np.round(prep, 1),
+            "hour": hour,
+            "rating": rating,
+            "city": city,
+            "vehicle": vehicle,
+            "weather": weather,
+            DELIVERY_TARGET: np.round(minutes, 1),
+        }
+    )
+    frame.loc[rng.random(n) < 0.03, "rating"] = np.nan  # new customers have no rating yet
+    if scenario == "missing_surge":
+        for column in ("distance_km", "prep_minutes", "weather"):
+            frame.loc[rng.random(n) < _SURGE_SHARE, column] = None
+    for column in DELIVERY_CATEGORICAL:
+        frame[column] = frame[column].astype("object")
+    return frame
+
+
+def _hour_weights() -> list[float]:
+    """Orders by hour of day: lunch and dinner peaks, quiet nights."""
+    weights = [0.2] * 6 + [0.6, 1.0, 1.2, 1.2, 1.6, 3.0, 3.2, 2.4, 1.4, 1.2, 1.4, 2.2, 3.4]
+    weights += [3.6, 2.8, 1.6, 0.8, 0.4]
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+@dataclass(frozen=True)
+class SampleTable:
+    """One embedded table: its generator, scenarios, target and id column."""
+
+    name: str
+    generate: Callable[[int, int, str], pd.DataFrame]
+    scenarios: tuple[str, ...]
+    target: str
+    id_column: str
+    shift_scenario: str  # the scenario the demo loop uses to make the champion decay
+
+
+SAMPLES: dict[str, SampleTable] = {
+    t.name: t
+    for t in (
+        SampleTable("churn", generate_churn, SCENARIOS, TARGET, ID_COLUMN, "concept_shift"),
+        SampleTable(
+            "delivery",
+            generate_delivery,
+            DELIVERY_SCENARIOS,
+            DELIVERY_TARGET,
+            DELIVERY_ID,
+            "concept_shift",
+        ),
+    )
+}
+ALL_SCENARIOS = tuple(dict.fromkeys(s for t in SAMPLES.values() for s in t.scenarios))
+
+
+def sample_table(name: str) -> SampleTable:
+    """The embedded table called `name`.
+
+    Raises:
+        DataValidationError: no such table (the message lists them).
+    """
+    if name not in SAMPLES:
+        raise DataValidationError(
+            f"unknown sample dataset {name!r}; the embedded ones are {', '.join(SAMPLES)}"
+        )
+    return SAMPLES[name]
+
+
+def write_sample(
+    path: str | Path, rows: int, seed: int = 7, scenario: str = "baseline", table: str = "churn"
+) -> Path:
     """Write a generated table to `.parquet` or `.csv` (chosen by the suffix)."""
     path = Path(path)
-    frame = generate_churn(rows, seed=seed, scenario=scenario)
+    frame = sample_table(table).generate(rows, seed, scenario)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".parquet":
         frame.to_parquet(path, index=False)

@@ -1,4 +1,4 @@
-"""The model's contract: target, classes and features by kind, as every layer needs them.
+"""The model's contract: task, target, classes and features by kind, as every layer needs them.
 
 Stored with every model and read by the service at start-up, so it imports neither
 scikit-learn nor pandas: only pydantic and NumPy's scalar types.
@@ -6,10 +6,12 @@ scikit-learn nor pandas: only pydantic and NumPy's scalar types.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
+
+from flowship.tasks import Task, TaskName, get_task
 
 Label = str | int | bool
 PROBA_PREFIX = "proba_"
@@ -36,22 +38,40 @@ class Schema(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
+    task: TaskName
     target: str
-    id_column: str | None
     numeric: list[str]
     categorical: list[str]
-    classes: list[Label]
-    positive_class: Label | None
+    classes: list[Label]  # empty for regression
     categories: dict[str, list[str]]
     numeric_ranges: dict[str, tuple[float, float]]
+    # None is left out where metadata drops empty values (BentoML's model metadata does)
+    id_column: str | None = None
+    positive_class: Label | None = None
+    task_reason: str = ""  # how the task was chosen (`[data] task`, or what `auto` saw)
 
     @property
     def features(self) -> list[str]:
         return [*self.numeric, *self.categorical]
 
     @property
-    def task(self) -> Literal["binary", "multiclass"]:
-        return "binary" if len(self.classes) == 2 else "multiclass"
+    def kind(self) -> Task:
+        """The task object: metrics, split, outputs, baseline."""
+        return get_task(self.task)
+
+    def contract(self) -> dict[str, Any]:
+        """What a model promises its callers and the runs after it: task, target, classes
+        and every feature with its kind. Another run may replace it only with the same
+        contract, unless the change is accepted (`--accept-new-contract`)."""
+        features = {c: "numeric" for c in self.numeric} | {
+            c: "categorical" for c in self.categorical
+        }
+        return {
+            "task": self.task,
+            "target": self.target,
+            "classes": [str(c) for c in self.classes],
+            "features": features,
+        }
 
     @property
     def proba_columns(self) -> list[str]:
@@ -72,3 +92,30 @@ class Schema(BaseModel):
             if isinstance(c, int | bool):
                 mapping[float(c)] = c
         return mapping
+
+
+def contract_changes(old: Schema, new: Schema) -> list[str]:
+    """What changed between two contracts, one line per change; empty when they are equal."""
+    before, after = old.contract(), new.contract()
+    changes = []
+    if before["task"] != after["task"]:
+        changes.append(f"task {before['task']} → {after['task']}")
+    if before["target"] != after["target"]:
+        changes.append(f"target renamed {before['target']!r} → {after['target']!r}")
+    if before["classes"] != after["classes"]:
+        changes.append(f"classes {before['classes']} → {after['classes']}")
+    old_features, new_features = before["features"], after["features"]
+    added = [c for c in new_features if c not in old_features]
+    removed = [c for c in old_features if c not in new_features]
+    retyped = [
+        f"{c} ({old_features[c]} → {new_features[c]})"
+        for c in new_features
+        if c in old_features and old_features[c] != new_features[c]
+    ]
+    if added:
+        changes.append(f"features added: {', '.join(added)}")
+    if removed:
+        changes.append(f"features removed: {', '.join(removed)}")
+    if retyped:
+        changes.append(f"features retyped: {', '.join(retyped)}")
+    return changes

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import bentoml
 from fastapi import FastAPI
-from pydantic import BaseModel, Field
+from pydantic import Field, create_model
 from threadpoolctl import threadpool_limits
 
 from flowship.bentoml_patches import patch_timeout_middleware
@@ -28,6 +28,8 @@ from flowship.predict import (
     MicroBatcher,
     PredictionLog,
     Predictions,
+    answer_model,
+    answers,
     predict_rows,
     probe_rows,
     row_model,
@@ -58,15 +60,13 @@ SERVING = ServingSettings.model_validate(SPEC["serving"])
 Row: Any = row_model(SCHEMA)
 
 
-class Prediction(BaseModel):
-    prediction: str | int | bool = Field(description="the most probable class")
-    probabilities: dict[str, float] = Field(description="probability of every class")
-
-
-class PredictResponse(BaseModel):
-    request_id: str
-    model_version: str = Field(description="BentoML model tag, traceable with /metadata")
-    predictions: list[Prediction]
+Answer: Any = answer_model(SCHEMA)  # the class and its probabilities, or the value
+PredictResponse: Any = create_model(
+    "PredictResponse",
+    request_id=(str, ...),
+    model_version=(str, Field(description="BentoML model tag, traceable with /metadata")),
+    predictions=(list[Answer], ...),
+)
 
 
 _EXAMPLE: list[dict[str, Any]] = [
@@ -93,7 +93,8 @@ metadata_app = FastAPI(title="flowship model metadata")
 )
 @bentoml.asgi_app(metadata_app, path="/")
 class Flowship:
-    """One tabular classifier: its pipeline takes raw records and returns class probabilities."""
+    """One tabular model: its pipeline takes raw records and returns class probabilities or
+    values."""
 
     model_ref = bentoml.models.BentoModel(SPEC["model_tag"])
 
@@ -141,22 +142,15 @@ class Flowship:
             Field(min_length=1, max_length=SERVING.max_rows, examples=[_EXAMPLE]),
         ],
     ) -> PredictResponse:
-        """Predict the class of each record; at most `[serving] max_rows` records per request."""
+        """Predict each record (the class and every class's probability, or the value); at most
+        `[serving] max_rows` records per request."""
         records = [r.model_dump() for r in rows]
         for feature, n in unknown_categories(SCHEMA, records).items():
             UNKNOWN.labels(feature=feature).inc(n)
         job = Job(request_id=uuid.uuid4().hex, rows=records, received=time.time())
         result: Predictions = await self.batcher.submit(job)
-        names = result.classes
         return PredictResponse.model_construct(
-            request_id=job.request_id,
-            model_version=self.version,
-            predictions=[
-                Prediction.model_construct(
-                    prediction=label, probabilities=dict(zip(names, proba, strict=True))
-                )
-                for label, proba in zip(result.labels, result.probabilities, strict=True)
-            ],
+            request_id=job.request_id, model_version=self.version, predictions=answers(result)
         )
 
     @metadata_app.get("/metadata")

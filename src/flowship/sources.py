@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import glob
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -66,13 +67,30 @@ def _read_s3(source: str, columns: list[str] | None, categorical: list[str]) -> 
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
-def _read_sample(source: str) -> pd.DataFrame:
+@dataclass(frozen=True)
+class SampleSource:
+    """A parsed `sample:<name>?rows=…&seed=…&scenario=…` source."""
+
+    name: str
+    rows: int
+    seed: int
+    scenario: str
+
+
+def parse_sample(source: str) -> SampleSource:
+    """The embedded table, rows, seed and scenario a `sample:` source names.
+
+    Raises:
+        DataValidationError: an unknown table or option, or a non-integer number.
+    """
+    from flowship.sample_data import SAMPLES
+
     parts = urlsplit(source)
     name = parts.path
-    if name != "churn":
+    if name not in SAMPLES:
         raise DataValidationError(
-            f"unknown sample dataset {name!r} in [data] source; "
-            f"use 'sample:churn?rows={SAMPLE_ROWS}&seed={SAMPLE_SEED}'"
+            f"unknown sample dataset {name!r} in [data] source; use "
+            + " or ".join(f"'sample:{n}?rows={SAMPLE_ROWS}&seed={SAMPLE_SEED}'" for n in SAMPLES)
         )
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     unknown = set(query) - {"rows", "seed", "scenario"}
@@ -88,10 +106,15 @@ def _read_sample(source: str) -> pd.DataFrame:
         raise DataValidationError(
             f"rows and seed in [data] source must be integers, got {source!r}"
         ) from None
-    from flowship.sample_data import generate_churn
+    return SampleSource(name, rows, seed, query.get("scenario", "baseline"))
 
+
+def _read_sample(source: str) -> pd.DataFrame:
+    from flowship.sample_data import SAMPLES
+
+    sample = parse_sample(source)
     try:
-        return generate_churn(rows, seed=seed, scenario=query.get("scenario", "baseline"))
+        return SAMPLES[sample.name].generate(sample.rows, sample.seed, sample.scenario)
     except DataValidationError as exc:
         raise DataValidationError(f"[data] source {source!r}: {exc}") from None
 

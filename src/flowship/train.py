@@ -11,17 +11,24 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from flowship.config import TrainingSettings
+from flowship.config import Settings, TrainingSettings
 from flowship.errors import ConfigError
-from flowship.estimators import allowed_params, get_estimator, make_estimator
-from flowship.evaluate import compute_importances, compute_metrics
+from flowship.estimators import (
+    BUILTIN,
+    check_estimator,
+    cost,
+    fits_on_every_core,
+    load_class,
+    make_estimator,
+    thread_param,
+)
+from flowship.evaluate import compute_importances
 from flowship.features import build_preprocessor
-from flowship.schema import Schema, proba_column
-from flowship.tasks import get_metric
+from flowship.schema import Schema
+from flowship.tasks import Task, get_metric, get_task
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,8 @@ class Selection:
 
 @dataclass(frozen=True)
 class Assessment:
-    """How the chosen model does on the holdout, next to a majority-class baseline."""
+    """How the chosen model does on the holdout, next to the naive baseline (the majority
+    class, or the training mean)."""
 
     metrics: dict[str, float]
     baseline_metrics: dict[str, float]
@@ -75,26 +83,27 @@ def _spec_name(family: str, params: dict[str, Any]) -> str:
     return f"{family}[{inner}]"
 
 
-def expand_candidates(training: TrainingSettings) -> list[CandidateSpec]:
-    """Expand every candidate's parameter grid into specs, checking each parameter.
+def expand_candidates(training: TrainingSettings, task: Task) -> list[CandidateSpec]:
+    """Expand every candidate's parameter grid into specs, checking the estimator against the
+    task and each parameter, before any training.
 
     Raises:
-        ConfigError: a parameter the estimator does not have, or a value it refuses.
+        ConfigError: an estimator that does not import or does not fit the task, a parameter
+            it does not have, or a value it refuses.
     """
     specs: list[CandidateSpec] = []
-    for i, candidate in enumerate(training.candidates):
-        allowed = allowed_params(candidate.estimator)
-        unknown = sorted(set(candidate.params) - allowed)
-        if unknown:
-            raise ConfigError(
-                f"training.candidates.{i}.params ({candidate.name}): {candidate.estimator} has no "
-                f"parameter(s) {unknown}; allowed: {', '.join(sorted(allowed))}"
-            )
+    for i, candidate in enumerate(training.candidates or []):
+        try:
+            check_estimator(candidate.estimator, candidate.params, task.classifies)
+        except ConfigError as exc:
+            raise ConfigError(f"training.candidates.{i} ({candidate.name}): {exc}") from None
         keys = sorted(candidate.params)
         for values in itertools.product(*(candidate.params[k] for k in keys)):
             params = dict(zip(keys, values, strict=True))
             try:
-                make_estimator(candidate.estimator, params, seed=0)._validate_params()
+                estimator = make_estimator(candidate.estimator, params, 0, task.classifies)
+                if hasattr(estimator, "_parameter_constraints"):  # scikit-learn's own check
+                    estimator._validate_params()
             except (ValueError, TypeError) as exc:
                 raise ConfigError(
                     f"training.candidates.{i}.params ({candidate.name}): {exc}"
@@ -110,6 +119,35 @@ def expand_candidates(training: TrainingSettings) -> list[CandidateSpec]:
     return specs
 
 
+def plan_candidates(settings: Settings, task: str) -> list[CandidateSpec]:
+    """Every candidate of the settings for the task, checked and ordered slowest first.
+
+    Raises:
+        ConfigError: a candidate that cannot serve the task (see `expand_candidates`), or a
+            metric or gate minimum the task does not compute.
+    """
+    resolved = settings.for_task(task)
+    return longest_first(expand_candidates(resolved.training, get_task(task)))
+
+
+def precheck_candidates(settings: Settings) -> None:
+    """What can be checked of the candidates before the data is read: everything when
+    `[data] task` is given; with `auto`, that every `package.module:Class` imports.
+
+    Raises:
+        ConfigError: naming the candidate and the fix.
+    """
+    if settings.data.task != "auto":
+        plan_candidates(settings, settings.data.task)
+        return
+    for i, candidate in enumerate(settings.training.candidates or []):
+        if candidate.estimator not in BUILTIN:
+            try:
+                load_class(candidate.estimator, classifies=True)
+            except ConfigError as exc:
+                raise ConfigError(f"training.candidates.{i} ({candidate.name}): {exc}") from None
+
+
 def longest_first(specs: list[CandidateSpec]) -> list[CandidateSpec]:
     """The specs in the order to start them in parallel: slowest estimators first.
 
@@ -118,7 +156,7 @@ def longest_first(specs: list[CandidateSpec]) -> list[CandidateSpec]:
     phase took 92 s in config order, 86 s longest first, 66 s with `fit_pipeline`'s forests
     on every core). Stable within a rank.
     """
-    return sorted(specs, key=lambda spec: -get_estimator(spec.estimator).cost)
+    return sorted(specs, key=lambda spec: -cost(spec.estimator))
 
 
 def build_pipeline(spec: CandidateSpec, schema: Schema, seed: int) -> Pipeline:
@@ -126,7 +164,7 @@ def build_pipeline(spec: CandidateSpec, schema: Schema, seed: int) -> Pipeline:
     return Pipeline(
         [
             ("preprocess", build_preprocessor(schema)),
-            ("model", make_estimator(spec.estimator, spec.params, seed)),
+            ("model", make_estimator(spec.estimator, spec.params, seed, schema.kind.classifies)),
         ]
     )
 
@@ -151,24 +189,37 @@ def core_share(parallel_tasks: int) -> int:
 
 
 def fit_pipeline(
-    pipeline: Pipeline, features: pd.DataFrame, labels: np.ndarray, estimator: str
+    pipeline: Pipeline,
+    features: pd.DataFrame,
+    labels: np.ndarray,
+    estimator: str,
+    threads: int = 1,
 ) -> None:
-    """Fit; estimators with joblib workers (forests) build on every core, then predict on one.
+    """Fit, with the estimator's own threads set for fitting, then one thread for serving.
 
-    Joblib's threads sleep when they wait, so a forest sharing the cores with other tasks
-    costs them little, and one left alone at the end of a foreach uses the whole machine.
-    Predicting stays single-threaded: a thread pool per request would slow serving down.
-    A `n_jobs` given in the candidate's params is kept.
+    Built-in forests build on every core: joblib's threads sleep when they wait, so a forest
+    sharing the cores with other tasks costs them little, and one left alone at the end of a
+    foreach uses the whole machine. Any other estimator with a thread parameter (`n_jobs`,
+    `n_threads`, `thread_count`: LightGBM, XGBoost, ...) gets `threads`, the core share of its
+    foreach task. Either way it predicts on one thread afterwards: a thread pool per request
+    would slow serving down. A thread count given in the candidate's params is kept.
     """
     model = pipeline.named_steps["model"]
-    parallel = get_estimator(estimator).parallel_fit and model.n_jobs is None
-    if parallel:
-        model.set_params(n_jobs=joblib.cpu_count())
+    name = thread_param(model)
+    forest = fits_on_every_core(estimator)
+    given = name is not None and model.get_params()[name] is not None
+    if name is None or given or not (forest or _is_plugin(estimator)):
+        pipeline.fit(features, labels)  # e.g. logistic regression: its n_jobs is one-vs-rest only
+        return
+    model.set_params(**{name: joblib.cpu_count() if forest else threads})
     try:
         pipeline.fit(features, labels)
     finally:
-        if parallel:
-            model.set_params(n_jobs=None)
+        model.set_params(**{name: None if forest else 1})
+
+
+def _is_plugin(estimator: str) -> bool:
+    return ":" in estimator
 
 
 def fit_candidate(
@@ -180,32 +231,29 @@ def fit_candidate(
 ) -> CandidateResult:
     """Fit one candidate on part of the training data and score it on the rest.
 
-    The validation part is a stratified, seeded split of `train`; the holdout is never seen.
-    With `parallel_tasks` candidates fitting at once, each gets its `core_share`.
+    The validation part is a seeded split of `train` (stratified when classifying); the
+    holdout is never seen. With `parallel_tasks` candidates fitting at once, each gets its
+    `core_share`.
 
     Raises:
-        ValueError: the training part is too small to split.
+        DataValidationError: the training part is too small to split.
     """
-    fit_part, valid_part = train_test_split(
-        train,
-        test_size=training.validation_size,
-        random_state=training.seed,
-        stratify=train[schema.target],
-    )
+    task = schema.kind
+    fit_part, valid_part = task.split(train, schema.target, training.validation_size, training.seed)
     pipeline = build_pipeline(spec, schema, training.seed)
     started = time.perf_counter()
-    with threadpool_limits(limits=core_share(parallel_tasks)):
+    share = core_share(parallel_tasks)
+    with threadpool_limits(limits=share):
         fit_pipeline(
             pipeline,
             fit_part[schema.features],
             label_array(fit_part[schema.target]),
             spec.estimator,
+            threads=share,
         )
     seconds = time.perf_counter() - started
-    proba = pipeline.predict_proba(valid_part[schema.features])
-    values = compute_metrics(
-        valid_part[schema.target], proba, schema.classes, schema.positive_class
-    )
+    outputs = task.outputs(pipeline, valid_part[schema.features])
+    values = task.compute_metrics(valid_part[schema.target], outputs, schema)
     return CandidateResult(
         spec=spec,
         metric=training.metric,
@@ -248,17 +296,20 @@ def select_best(
     )
     model = build_pipeline(best.spec, schema, training.seed)
     fit_pipeline(
-        model, train[schema.features], label_array(train[schema.target]), best.spec.estimator
+        model,
+        train[schema.features],
+        label_array(train[schema.target]),
+        best.spec.estimator,
+        threads=core_share(1),
     )
     return Selection(best=best, model=model, leaderboard=leaderboard)
 
 
 def predict_table(model: Any, frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
-    """Predicted label and one `proba_<class>` column per class, keyed by id when there is one."""
-    proba = model.predict_proba(frame[schema.features])
-    labels = np.asarray(schema.classes, dtype=object)
-    out = pd.DataFrame({proba_column(c): proba[:, i] for i, c in enumerate(schema.classes)})
-    out.insert(0, "prediction", labels[proba.argmax(axis=1)])
+    """The prediction (and one `proba_<class>` column per class when classifying), keyed by id
+    when there is one, with the target when the frame has it."""
+    task = schema.kind
+    out = task.prediction_table(task.outputs(model, frame[schema.features]), schema)
     if schema.id_column:
         out.insert(0, schema.id_column, frame[schema.id_column].to_numpy())
     if schema.target in frame:
@@ -273,22 +324,18 @@ def assess_model(
     schema: Schema,
     training: TrainingSettings,
 ) -> Assessment:
-    """Holdout metrics, a majority-class baseline's metrics, importances and predictions."""
-    proba = model.predict_proba(holdout[schema.features])
+    """Holdout metrics, the naive baseline's metrics, importances and predictions."""
+    task = schema.kind
     y = holdout[schema.target]
-    metrics = compute_metrics(y, proba, schema.classes, schema.positive_class)
-    priors = train[schema.target].value_counts(normalize=True)
-    prior_row = np.array([priors.get(c, 0.0) for c in schema.classes])
-    # Jitter-free majority baseline: the training priors for every row.
-    baseline_proba = np.tile(np.clip(prior_row, 1e-6, 1.0), (len(holdout), 1))
-    baseline = compute_metrics(y, baseline_proba, schema.classes, schema.positive_class)
+    metrics = task.compute_metrics(y, task.outputs(model, holdout[schema.features]), schema)
+    baseline = task.compute_metrics(
+        y, task.baseline_outputs(train[schema.target], len(holdout), schema), schema
+    )
     importances = compute_importances(
         model,
         holdout[schema.features],
         y,
-        schema.classes,
-        schema.positive_class,
-        training.metric,
+        task.scorer(schema, training.metric),
         seed=training.seed,
         max_rows=training.importance_rows,
     )

@@ -32,7 +32,7 @@ def prepare(frame: pd.DataFrame, settings: Settings) -> Prepared:
     schema = infer_schema(frame, settings.data)
     clean = validate_dataset(frame, schema)
     train, holdout = split_dataset(clean, schema, settings.data.test_size, settings.data.split_seed)
-    return Prepared(settings, schema, clean, train, holdout)
+    return Prepared(settings.for_task(schema.task), schema, clean, train, holdout)
 
 
 @pytest.fixture(scope="session")

@@ -77,7 +77,8 @@ def test_sample_rows_margin_holds_for_a_share() -> None:
 def test_check_ids_are_unique_and_grouped() -> None:
     """Every declared check has its own id, prefixed like its kind, in a known group."""
     assert len(SPECS) == len(CHECKS)
-    assert {s.group for s in CHECKS} <= {"data_quality", "drift", "model_quality", "champion"}
+    groups = {"data_quality", "contract", "drift", "model_quality", "champion"}
+    assert {s.group for s in CHECKS} <= groups
     assert all("." in s.id for s in CHECKS)
 
 
@@ -111,3 +112,11 @@ def test_drifted_columns_reads_column_drift_by_id() -> None:
         make_check("data.missing_share", "fail", column="region"),
     ]
     assert drifted_columns(checks) == ["monthly_charges"]
+
+
+def test_every_task_names_declared_target_checks() -> None:
+    """The target checks a task asks for are declared checks."""
+    from flowship.tasks import TASKS
+
+    for task in TASKS.values():
+        assert set(task.target_checks) <= set(SPECS), task.name

@@ -75,7 +75,8 @@ def test_card_without_config(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 def test_card_with_invalid_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """An invalid config exits 2 with the key that is wrong."""
-    config = write_config(tmp_path / "project.toml", small_config(training={"metric": "rmse"}))
+    config = small_config(training={"metric": "rmse"}, data={"task": "binary"})
+    config = write_config(tmp_path / "project.toml", config)
     assert main(["card", "--config", str(config)]) == 2
     assert "'training.metric' 'rmse' is not a metric" in capsys.readouterr().err
 

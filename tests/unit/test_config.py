@@ -30,15 +30,59 @@ def test_empty_config_gives_the_defaults() -> None:
     assert settings.data.positive_class is None
     assert settings.data.test_size == 0.2
     assert settings.data.split_seed == 42
-    assert settings.training.metric == "roc_auc"
+    assert settings.data.task == "auto"
+    assert (settings.training.metric, settings.training.candidates) == ("", None)
+    assert settings.gate.min_metrics is None
     assert settings.training.seed == 42
     assert settings.training.validation_size == 0.2
     assert settings.training.importance_rows == 5000
-    assert [(c.name, c.estimator) for c in settings.training.candidates] == [
-        ("logreg", "logistic_regression"),
-        ("hgb", "hist_gradient_boosting"),
-    ]
     assert settings == Settings()
+
+
+@pytest.mark.parametrize(
+    ("task", "metric", "minimums", "candidates"),
+    [
+        ("binary", "roc_auc", {"roc_auc": 0.75}, ["logistic_regression", "hist_gradient_boosting"]),
+        ("multiclass", "f1", {"roc_auc": 0.75}, ["logistic_regression", "hist_gradient_boosting"]),
+        ("regression", "rmse", {"r2": 0.0}, ["ridge", "hist_gradient_boosting"]),
+    ],
+)
+def test_task_defaults_fill_what_the_config_leaves_out(
+    task: str, metric: str, minimums: dict, candidates: list[str]
+) -> None:
+    """The metric, the gate's minimums and the candidates default by task."""
+    resolved = load_settings({}).for_task(task)
+    assert resolved.training.metric == metric
+    assert resolved.gate.min_metrics == minimums
+    assert [c.estimator for c in resolved.training.candidates or []] == candidates
+
+
+def test_configured_values_are_kept_for_the_task() -> None:
+    resolved = load_settings(small_config()).for_task("binary")
+    assert resolved.training.metric == "roc_auc"
+    assert resolved.gate.min_metrics == {"roc_auc": 0.7}
+
+
+def test_a_metric_of_another_task_is_refused_once_the_task_is_known() -> None:
+    """With an explicit task a wrong metric fails when the config is read; with auto, when
+    the data has chosen the task."""
+    with pytest.raises(ConfigError, match=r"'training.metric' 'rmse' is not a metric for a binary"):
+        load_settings(small_config(data={"task": "binary"}, training={"metric": "rmse"}))
+    settings = load_settings(small_config(training={"metric": "rmse"}))
+    with pytest.raises(
+        ConfigError, match=r"'gate.min_metrics' has \['roc_auc'\], which a regression"
+    ):
+        settings.for_task("regression")
+
+
+def test_a_plugin_estimator_path_is_accepted_and_a_bad_name_is_not() -> None:
+    candidates = [{"name": "knn", "estimator": "sklearn.neighbors:KNeighborsClassifier"}]
+    settings = load_settings(small_config(training={"candidates": candidates}))
+    assert settings.training.candidates and settings.training.candidates[0].estimator.endswith(
+        "Classifier"
+    )
+    with pytest.raises(ConfigError, match=r"or 'package.module:Class' for your own estimator"):
+        load_settings(small_config(training={"candidates": [{"name": "x", "estimator": "svm"}]}))
 
 
 def test_repo_config_parses() -> None:
@@ -114,12 +158,12 @@ def test_empty_candidates_are_refused() -> None:
 
 
 def test_invalid_metric_lists_the_metrics() -> None:
-    """A regression metric is refused, listing the classification metrics."""
+    """A regression metric is refused for a binary task, listing the classification metrics."""
     with pytest.raises(
         ConfigError,
-        match=r"'training\.metric' 'rmse' is not a metric.*allowed: " + ", ".join(METRICS),
+        match=r"'training\.metric' 'rmse' is not a metric.*allowed: " + ", ".join(METRICS[:4]),
     ):
-        load_settings(small_config(training={"metric": "rmse"}))
+        load_settings(small_config(training={"metric": "rmse"}, data={"task": "binary"}))
 
 
 def test_duplicate_candidate_names_are_refused() -> None:
@@ -152,7 +196,7 @@ def test_feature_listed_twice_is_refused() -> None:
 
 def test_every_invalid_key_is_reported_at_once() -> None:
     """Several mistakes are reported together, one line each."""
-    raw = small_config(data={"test_size": 1.5}, training={"metric": "rmse"})
+    raw = small_config(data={"test_size": 1.5}, training={"metric": "nope"})
     with pytest.raises(ConfigError) as info:
         load_settings(raw)
     lines = str(info.value).splitlines()

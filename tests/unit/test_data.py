@@ -324,7 +324,7 @@ def test_load_training_data_reads_validates_and_fingerprints(tmp_path: Path) -> 
         numeric_features=["tenure_months", "age"],
         categorical_features=["region"],
     )
-    loaded = load_training_data(settings)
+    loaded = load_training_data(settings, max_missing_share=0.2)
     assert list(loaded.frame.columns) == [
         "customer_id",
         "tenure_months",
@@ -336,7 +336,7 @@ def test_load_training_data_reads_validates_and_fingerprints(tmp_path: Path) -> 
     assert loaded.schema == Schema.model_validate(loaded.schema.model_dump())
     assert loaded.schema.features == ["tenure_months", "age", "region"]
     assert loaded.fingerprint == fingerprint_dataset(loaded.frame)
-    assert load_training_data(settings).fingerprint == loaded.fingerprint
+    assert load_training_data(settings, max_missing_share=0.2).fingerprint == loaded.fingerprint
 
 
 def test_load_training_data_empty_file(tmp_path: Path) -> None:
@@ -344,4 +344,27 @@ def test_load_training_data_empty_file(tmp_path: Path) -> None:
     (tmp_path / "empty.csv").write_text("x,y\n")
     settings = DataSettings(source=str(tmp_path / "empty.csv"), target="y")
     with pytest.raises(DataValidationError, match=r"\[data\] source '.*empty\.csv' has no rows"):
-        load_training_data(settings)
+        load_training_data(settings, max_missing_share=0.2)
+
+
+def test_load_training_data_drops_rows_without_a_usable_target(tmp_path: Path) -> None:
+    """Missing and infinite targets below [gate] max_missing_share are dropped and counted."""
+    frame = pd.DataFrame({"x": np.arange(20, dtype=float), "y": np.linspace(1.0, 9.5, 20)})
+    frame.loc[[3, 7], "y"] = [np.nan, np.inf]
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    settings = DataSettings(source=str(tmp_path / "t.csv"), target="y", task="regression")
+    loaded = load_training_data(settings, max_missing_share=0.2)
+    assert (len(loaded.frame), loaded.dropped_rows) == (18, 2)
+    assert loaded.schema.task == "regression" and loaded.frame["y"].dtype == "float64"
+    with pytest.raises(DataValidationError, match=r"target column 'y' has 1 missing values"):
+        load_training_data(settings, max_missing_share=0.05)
+
+
+def test_infer_schema_regression_target() -> None:
+    """A non-integer numeric target is regression under auto: no classes, no positive class,
+    and the card can say why."""
+    schema = infer_schema(_labels([0.5, 1.5, 2.25, 3.0]), DataSettings(target="y"))
+    assert (schema.task, schema.classes, schema.positive_class) == ("regression", [], None)
+    assert schema.task_reason == "auto: numeric target with non-integer values → regression"
+    with pytest.raises(DataValidationError, match=r"positive_class = 1 is only for binary"):
+        infer_schema(_labels([0.5, 1.5, 2.25]), DataSettings(target="y", positive_class=1))

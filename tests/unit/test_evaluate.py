@@ -10,13 +10,25 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from flowship.evaluate import compute_importances, compute_metrics
-from flowship.tasks import METRICS, get_metric
+from flowship.schema import Schema
+from flowship.tasks import TASKS
 
-HIGHER_IS_BETTER = {name: m.higher_is_better for name, m in METRICS.items()}
+BINARY = Schema(
+    task="binary",
+    target="y",
+    id_column=None,
+    numeric=["noise", "signal"],
+    categorical=[],
+    classes=[0, 1],
+    positive_class=1,
+    categories={},
+    numeric_ranges={"noise": (-3.0, 3.0), "signal": (-3.0, 3.0)},
+)
 
 
-def metric_score(name: str, value: float) -> float:
-    return get_metric(name).score(value)
+def _scorer(metric: str):
+    """The binary task's scorer of `metric` (higher is better)."""
+    return TASKS["binary"].scorer(BINARY, metric)
 
 
 # Four rows, positive class 1: predictions 0, 1, 0, 1 → one TP, one FP, one FN, one TN.
@@ -98,21 +110,6 @@ def test_unknown_label_is_refused() -> None:
         compute_metrics([0, 7, 1, 1], PROBA, classes=[0, 1])
 
 
-def test_metric_score_makes_higher_better() -> None:
-    """log_loss is negated; every other metric keeps its value."""
-    assert metric_score("log_loss", 0.3) == -0.3
-    assert metric_score("log_loss", 0.2) > metric_score("log_loss", 0.3)
-    for name in ("roc_auc", "f1", "accuracy", "precision", "recall"):
-        assert metric_score(name, 0.7) == 0.7
-    assert set(HIGHER_IS_BETTER) == {"roc_auc", "f1", "accuracy", "log_loss", "precision", "recall"}
-
-
-def test_metric_score_unknown_metric() -> None:
-    """An unknown metric name is refused with the allowed names."""
-    with pytest.raises(ValueError, match=r"unknown metric 'rmse'; allowed: roc_auc, f1, accuracy"):
-        metric_score("rmse", 1.0)
-
-
 @pytest.fixture(scope="module")
 def signal_and_noise() -> tuple[LogisticRegression, pd.DataFrame, pd.Series]:
     """200 rows where `signal` decides the label and `noise` is unrelated; a fitted model."""
@@ -125,7 +122,7 @@ def signal_and_noise() -> tuple[LogisticRegression, pd.DataFrame, pd.Series]:
 def test_importances_rank_signal_above_noise(signal_and_noise) -> None:
     """An informative column outranks pure noise, whose importance is about zero."""
     model, features, y = signal_and_noise
-    table = compute_importances(model, features, y, [0, 1], 1, "roc_auc", seed=0, max_rows=5000)
+    table = compute_importances(model, features, y, _scorer("roc_auc"), seed=0, max_rows=5000)
     assert list(table.columns) == ["feature", "importance", "std"]
     assert table["feature"].tolist() == ["signal", "noise"]
     assert table["importance"].iloc[0] > 0.3
@@ -136,7 +133,7 @@ def test_importances_of_log_loss_point_the_same_way(signal_and_noise) -> None:
     """With log_loss, shuffling the signal still shows as a positive importance."""
     model, features, y = signal_and_noise
     table = compute_importances(
-        model, features, y, [0, 1], 1, "log_loss", seed=0, max_rows=5000, n_repeats=2
+        model, features, y, _scorer("log_loss"), seed=0, max_rows=5000, n_repeats=2
     )
     assert table["feature"].iloc[0] == "signal"
     assert table["importance"].iloc[0] > 0
@@ -145,10 +142,10 @@ def test_importances_of_log_loss_point_the_same_way(signal_and_noise) -> None:
 def test_importances_sample_at_most_max_rows(signal_and_noise) -> None:
     """Above max_rows a seeded sample is used, so one seed gives one table."""
     model, features, y = signal_and_noise
-    first = compute_importances(model, features, y, [0, 1], 1, "accuracy", seed=3, max_rows=50)
-    again = compute_importances(model, features, y, [0, 1], 1, "accuracy", seed=3, max_rows=50)
+    first = compute_importances(model, features, y, _scorer("accuracy"), seed=3, max_rows=50)
+    again = compute_importances(model, features, y, _scorer("accuracy"), seed=3, max_rows=50)
     pd.testing.assert_frame_equal(first, again)
-    full = compute_importances(model, features, y, [0, 1], 1, "accuracy", seed=3, max_rows=5000)
+    full = compute_importances(model, features, y, _scorer("accuracy"), seed=3, max_rows=5000)
     assert not first["importance"].equals(full["importance"])
 
 
@@ -157,5 +154,5 @@ def test_importances_refuse_an_empty_frame(signal_and_noise) -> None:
     model, features, y = signal_and_noise
     with pytest.raises(ValueError, match="cannot compute importances on an empty frame"):
         compute_importances(
-            model, features.head(0), y.head(0), [0, 1], 1, "roc_auc", seed=0, max_rows=5000
+            model, features.head(0), y.head(0), _scorer("roc_auc"), seed=0, max_rows=5000
         )

@@ -12,6 +12,7 @@ from flowship.schema import Schema
 
 def _schema(numeric: list[str], categorical: list[str], categories: dict[str, list[str]]) -> Schema:
     return Schema(
+        task="binary",
         target="y",
         id_column=None,
         numeric=numeric,

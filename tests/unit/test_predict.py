@@ -253,6 +253,7 @@ class _FixedModel:
 
 
 PLAN = Schema(
+    task="multiclass",
     target="plan",
     id_column="id",
     numeric=["x", "n"],

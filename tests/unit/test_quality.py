@@ -235,7 +235,7 @@ def test_check_drift_share_blocks_only_when_configured(
 
 def test_check_model_quality_matches_compute_metrics(churn: Prepared, proba) -> None:
     """Evidently's holdout metrics equal scikit-learn's; only bounded metrics are checks."""
-    report = check_model_quality(churn.holdout, proba, churn.schema, {"roc_auc": 0.7})
+    report = check_model_quality(churn.holdout["churned"], proba, churn.schema, {"roc_auc": 0.7})
     expected = compute_metrics(churn.holdout["churned"], proba, [0, 1], 1)
     assert set(report.summary) == set(ALL_METRICS)
     for name in ALL_METRICS:
@@ -259,7 +259,7 @@ def test_check_model_quality_bounds(churn: Prepared, proba) -> None:
         "accuracy": achieved["accuracy"] - 0.001,
         "log_loss": achieved["log_loss"] - 0.001,
     }
-    report = check_model_quality(churn.holdout, proba, churn.schema, bounds)
+    report = check_model_quality(churn.holdout["churned"], proba, churn.schema, bounds)
     assert sorted(_failed(report)) == ["log_loss", "roc_auc"]
     assert _only(report, "accuracy").status == "pass"
     log_loss = _only(report, "log_loss")
@@ -268,7 +268,7 @@ def test_check_model_quality_bounds(churn: Prepared, proba) -> None:
     assert _only(report, "roc_auc").condition.startswith(">= ")
 
     loose = check_model_quality(
-        churn.holdout, proba, churn.schema, {"log_loss": achieved["log_loss"] + 0.001}
+        churn.holdout["churned"], proba, churn.schema, {"log_loss": achieved["log_loss"] + 0.001}
     )
     assert [c.status for c in loose.checks] == ["pass"]
 
@@ -278,7 +278,7 @@ def test_check_model_quality_multiclass_strings(contract: Prepared, contract_mod
     holdout, schema = contract.holdout, contract.schema
     proba = contract_model.predict_proba(holdout[schema.features])
     bounds = {"roc_auc": 0.5, "f1": 0.99}
-    report = check_model_quality(holdout, proba, schema, bounds)
+    report = check_model_quality(holdout[schema.target], proba, schema, bounds)
     expected = compute_metrics(holdout["contract"], proba, schema.classes)
     for name in ALL_METRICS:
         assert report.summary[name] == pytest.approx(expected[name], abs=1e-6), name
@@ -345,7 +345,7 @@ def test_check_against_champion_log_loss(churn: Prepared, proba, random_proba) -
 
 
 def test_release_checks_without_champion(churn: Prepared, model) -> None:
-    """With no champion, model quality runs and both champion checks are skipped."""
+    """With no champion, model quality runs and the contract and champion checks are skipped."""
     reports = release_checks(
         model, churn.train, churn.holdout, churn.schema, churn.settings.gate, "f1"
     )
@@ -353,6 +353,7 @@ def test_release_checks_without_champion(churn: Prepared, model) -> None:
     assert [c.name for c in reports[0].checks] == ["roc_auc"]
     skipped = reports[1].checks
     assert [(c.name, c.group) for c in skipped] == [
+        ("contract", "contract"),
         ("drift vs champion", "drift"),
         ("f1 vs champion", "champion"),
     ]
@@ -371,12 +372,14 @@ def test_release_checks_with_an_equal_champion(churn: Prepared, model) -> None:
     )
     assert [r.title for r in reports] == [
         "Model quality on the holdout",
+        "Contract",
         "Drift of the training data against the champion's",
         "Challenger vs champion on this holdout",
     ]
-    assert reports[1].summary == {"drifted_columns": []}
-    (check,) = reports[2].checks
-    assert reports[2].summary["champion"] == reports[2].summary["challenger"]
+    assert [(c.id, c.status) for c in reports[1].checks] == [("contract.unchanged", "pass")]
+    assert reports[2].summary == {"drifted_columns": []}
+    (check,) = reports[3].checks
+    assert reports[3].summary["champion"] == reports[3].summary["challenger"]
     assert check.status == "pass"
     assert check.threshold == pytest.approx(check.value - churn.settings.gate.max_regression)
 
@@ -385,7 +388,8 @@ def test_release_checks_with_an_equal_champion(churn: Prepared, model) -> None:
 def test_release_checks_champion_not_comparable(
     churn: Prepared, model, contract: Prepared, contract_model, change: str
 ) -> None:
-    """A champion with other classes, or features this holdout lacks, is skipped with why."""
+    """A champion with other classes, or other features, has another contract: the contract
+    check fails naming the change, and drift and the comparison are skipped with why."""
     if change == "classes":
         champion = SimpleNamespace(
             model=contract_model,
@@ -393,25 +397,28 @@ def test_release_checks_champion_not_comparable(
             train_data=contract.train,
             pathspec="TrainFlow/1",
         )
-        mentioned = "classes ['month_to_month', 'one_year', 'two_year']"
+        mentioned = "classes ['month_to_month', 'one_year', 'two_year'] → ['0', '1']"
     else:
         schema = churn.schema.model_copy(update={"numeric": [*churn.schema.numeric, "loyalty"]})
         champion = SimpleNamespace(
             model=model, schema=schema, train_data=churn.train, pathspec="TrainFlow/1"
         )
-        mentioned = "'loyalty'"
+        mentioned = "features removed: loyalty"
     reports = release_checks(
         model, churn.train, churn.holdout, churn.schema, churn.settings.gate, "roc_auc", champion
     )
-    assert [r.title for r in reports][1:] == [
-        "Drift of the training data against the champion's",
-        "Champion not comparable",
-    ]
-    (check,) = reports[-1].checks
-    assert (check.name, check.status, check.critical) == ("roc_auc vs champion", "skipped", False)
-    assert check.description.startswith("the champion TrainFlow/1 has ")
-    assert check.description.endswith("it cannot be scored on this holdout")
-    assert mentioned in check.description
+    assert [r.title for r in reports][1:] == ["Contract changed"]
+    contract_check, drift, comparison = reports[-1].checks
+    assert (contract_check.status, contract_check.blocking) == ("fail", True)
+    assert contract_check.description.startswith("changed from the champion TrainFlow/1: ")
+    assert mentioned in contract_check.description
+    assert (comparison.name, comparison.status, comparison.critical) == (
+        "roc_auc vs champion",
+        "skipped",
+        False,
+    )
+    assert drift.status == comparison.status == "skipped"
+    assert comparison.description == "the contract changed (see contract)"
 
 
 def test_release_checks_sample_the_drift_check_and_say_so(churn: Prepared, model) -> None:
@@ -424,11 +431,11 @@ def test_release_checks_sample_the_drift_check_and_say_so(churn: Prepared, model
     reports = release_checks(
         model, churn.train, churn.holdout, churn.schema, gate, "roc_auc", champion
     )
-    drift = reports[1]
+    drift = reports[2]
     rows = f"{len(churn.train):,}"
     assert drift.note.startswith(f"Training data: a seeded random sample of 200 of {rows} rows")
     assert "percentage points" in drift.note
-    assert [r.note for r in (reports[0], reports[2])] == ["", ""]
+    assert [r.note for r in (reports[0], reports[3])] == ["", ""]
     assert f"<i>{html.escape(drift.note)}</i>" in render_reports([drift])
 
 

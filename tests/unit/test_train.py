@@ -12,6 +12,7 @@ from flowship import train as train_module
 from flowship.config import ConfigError, TrainingSettings, load_settings
 from flowship.sample_data import generate_churn
 from flowship.schema import Schema
+from flowship.tasks import TASKS
 from flowship.train import (
     Assessment,
     CandidateResult,
@@ -50,7 +51,7 @@ def binary_run(churn: Prepared) -> tuple[list[CandidateResult], Selection, Asses
     training = churn.settings.training
     results = [
         fit_candidate(spec, churn.train, churn.schema, training)
-        for spec in expand_candidates(training)
+        for spec in expand_candidates(training, TASKS["binary"])
     ]
     selection = select_best(results, churn.train, churn.schema, training)
     assessment = assess_model(selection.model, churn.train, churn.holdout, churn.schema, training)
@@ -84,7 +85,7 @@ def test_expand_candidates_builds_the_grid() -> None:
             {"name": "forest", "estimator": "random_forest"},
         ]
     )
-    specs = expand_candidates(training)
+    specs = expand_candidates(training, TASKS["binary"])
     assert [s.name for s in specs] == [
         "hgb[learning_rate=0.05,max_depth=3]",
         "hgb[learning_rate=0.05,max_depth=5]",
@@ -110,10 +111,10 @@ def test_expand_candidates_unknown_parameter() -> None:
     )
     with pytest.raises(
         ConfigError,
-        match=r"training\.candidates\.0\.params \(hgb\): hist_gradient_boosting has no "
+        match=r"training\.candidates\.0 \(hgb\): estimator 'hist_gradient_boosting' has no "
         r"parameter\(s\) \['depth'\]; allowed: .*learning_rate, .*max_depth",
     ):
-        expand_candidates(training)
+        expand_candidates(training, TASKS["binary"])
 
 
 def test_expand_candidates_invalid_value() -> None:
@@ -128,7 +129,7 @@ def test_expand_candidates_invalid_value() -> None:
         match=r"training\.candidates\.0\.params \(logreg\): The 'C' parameter of "
         r"LogisticRegression must be a float in the range \(0\.0, inf\]\. Got -1",
     ):
-        expand_candidates(training)
+        expand_candidates(training, TASKS["binary"])
 
 
 # build_pipeline and label_array
@@ -166,13 +167,15 @@ def test_fit_candidate_scores_a_validation_split_of_train(
 ) -> None:
     """It scores the configured metric on a fifth of the training part, never other rows."""
     scored: list[pd.Index] = []
-    real = train_module.compute_metrics
+    import flowship.evaluate as evaluate_module
+
+    real = evaluate_module.compute_metrics
 
     def spy(y_true: pd.Series, *args: object) -> dict[str, float]:
         scored.append(y_true.index)
         return real(y_true, *args)
 
-    monkeypatch.setattr(train_module, "compute_metrics", spy)
+    monkeypatch.setattr(evaluate_module, "compute_metrics", spy)
     train = churn.train.set_axis(range(10_000, 10_000 + len(churn.train)))
     training = _training(metric="f1")
     result = fit_candidate(LOGREG, train, churn.schema, training)
@@ -192,7 +195,7 @@ def test_fit_candidate_scores_a_validation_split_of_train(
 def test_fit_candidate_too_few_rows(churn: Prepared) -> None:
     """A training part too small for a validation row per class is refused."""
     tiny = pd.concat([churn.train[churn.train["churned"] == c].head(2) for c in (0, 1)])
-    with pytest.raises(ValueError, match="number of classes = 2"):
+    with pytest.raises(ValueError, match="cannot split 4 rows with classes"):
         fit_candidate(LOGREG, tiny, churn.schema, churn.settings.training)
 
 
@@ -214,7 +217,8 @@ def test_longest_first_starts_forests_then_boosting_then_linear() -> None:
                 {"name": "rf", "estimator": "random_forest", "params": {"max_depth": [4, 8]}},
                 {"name": "et", "estimator": "extra_trees", "params": {}},
             ]
-        )
+        ),
+        TASKS["binary"],
     )
     assert [s.name for s in longest_first(specs)] == [
         "rf[max_depth=4]",

@@ -14,7 +14,7 @@ from typing import Any
 
 from flowship.config import DEFAULT_CONFIG_PATH
 from flowship.errors import FlowshipError
-from flowship.sample_data import SCENARIOS
+from flowship.sample_data import ALL_SCENARIOS, SAMPLES
 
 
 def _scoped(sub: Any, name: str, help: str, func: Callable[[argparse.Namespace], int]) -> Any:
@@ -34,10 +34,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m flowship", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sample = sub.add_parser("sample", help="write a generated churn table to a file")
+    sample = sub.add_parser("sample", help="write a generated sample table to a file")
+    sample.add_argument("--table", choices=list(SAMPLES), default="churn", help="which table")
     sample.add_argument("--rows", type=int, help="number of rows (default: 20,000)")
     sample.add_argument("--seed", type=int, help="generator seed (default: 7)")
-    sample.add_argument("--scenario", choices=SCENARIOS, default="baseline", help="drift scenario")
+    sample.add_argument(
+        "--scenario", choices=ALL_SCENARIOS, default="baseline", help="drift scenario"
+    )
     sample.add_argument("--out", required=True, help="output file (.parquet or .csv)")
     sample.set_defaults(func=c.cmd_sample)
 
@@ -103,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("--url", help="the running service (default: [serving] host and port)")
     simulate.add_argument(
-        "--scenario", choices=SCENARIOS, default="baseline", help="drift scenario"
+        "--scenario", choices=ALL_SCENARIOS, default="baseline", help="drift scenario"
     )
     simulate.add_argument("--rows", type=int, help="rows to send (default: [demo] rows)")
     simulate.add_argument("--seed", type=int, help="generator seed (default: [demo] seed)")

@@ -20,7 +20,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     rows = SAMPLE_ROWS if args.rows is None else args.rows
     seed = SAMPLE_SEED if args.seed is None else args.seed
-    path = write_sample(args.out, rows=rows, seed=seed, scenario=args.scenario)
+    path = write_sample(args.out, rows=rows, seed=seed, scenario=args.scenario, table=args.table)
     print(f"wrote {rows:,} rows ({args.scenario}, seed {seed}) to {path}")
     return 0
 
@@ -225,10 +225,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             )
         loop.send_traffic(
             url,
+            scope,
             args.scenario,
             args.rows or demo.rows,
             demo.seed if args.seed is None else args.seed,
-            scope.settings.monitor.feedback_dir,
             args.batch or demo.batch_rows,
         )
     return 0

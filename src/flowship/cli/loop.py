@@ -74,35 +74,49 @@ def package(scope: Scope, pathspec: str | None = None, tag_file: Path | None = T
     return bento_tag
 
 
-def send_traffic(
-    url: str, scenario: str, rows: int, seed: int, feedback_dir: str, batch: int
-) -> Path:
-    """Send generated rows to a running service; write their true labels as delayed feedback.
+def send_traffic(url: str, scope: Scope, scenario: str, rows: int, seed: int, batch: int) -> Path:
+    """Send rows of the configured sample table (`[data] source = "sample:<name>…"`) to a
+    running service, only the columns its model takes; write their true labels as delayed
+    feedback (`[monitor] feedback_dir`).
 
     Raises:
-        ServingError: the service refused a request.
+        ServingError: the source is not an embedded sample, or the service refused a request.
     """
     import httpx
     import pandas as pd
 
-    from flowship.sample_data import ID_COLUMN, TARGET, generate_churn
+    from flowship.sample_data import sample_table
+    from flowship.schema import Schema
+    from flowship.sources import parse_sample
 
-    frame = generate_churn(rows, seed=seed, scenario=scenario)
-    features = [c for c in frame.columns if c not in {"signup_date", TARGET}]
+    source = scope.settings.data.source
+    if not source.startswith("sample:"):
+        raise ServingError(
+            f"make simulate generates traffic from the embedded sample tables, and [data] source "
+            f"is {source!r}: send your own traffic to {url}/predict, and its labels to "
+            f"{scope.settings.monitor.feedback_dir} (request_id,row,<target> CSV files)"
+        )
+    table = sample_table(parse_sample(source).name)
+    frame = table.generate(rows, seed, scenario)
     labels = []
     started = time.monotonic()
     with httpx.Client(base_url=url, timeout=30) as client:
+        schema = Schema.model_validate(_metadata(client)["schema"])
+        columns = [c for c in [schema.id_column, *schema.features] if c]
         for start in range(0, len(frame), batch):
             chunk = frame.iloc[start : start + batch]
-            answer = client.post(
-                "/predict", json={"rows": json.loads(chunk[features].to_json(orient="records"))}
-            )
+            body = {"rows": json.loads(chunk[columns].to_json(orient="records"))}
+            answer = client.post("/predict", json=body)
             if answer.status_code != 200:
                 raise ServingError(f"{url}/predict answered {answer.status_code}: {answer.text}")
             request_id = answer.json()["request_id"]
-            for i, (cid, label) in enumerate(zip(chunk[ID_COLUMN], chunk[TARGET], strict=True)):
-                labels.append({"request_id": request_id, "row": i, ID_COLUMN: cid, TARGET: label})
-    out = Path(feedback_dir)
+            for i, (key, label) in enumerate(
+                zip(chunk[table.id_column], chunk[table.target], strict=True)
+            ):
+                labels.append(
+                    {"request_id": request_id, "row": i, table.id_column: key, table.target: label}
+                )
+    out = Path(scope.settings.monitor.feedback_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"labels-{scenario}-{seed}-{time.strftime('%Y%m%dT%H%M%S')}.csv"
     pd.DataFrame(labels).to_csv(path, index=False)
@@ -111,6 +125,18 @@ def send_traffic(
         f"their true labels (arriving 'later') are in {path}"
     )
     return path
+
+
+def _metadata(client: object) -> dict[str, object]:
+    """`GET /metadata` of a served Bento.
+
+    Raises:
+        ServingError: it did not answer 200.
+    """
+    answer = client.get("/metadata")  # type: ignore[attr-defined]
+    if answer.status_code != 200:
+        raise ServingError(f"/metadata answered {answer.status_code}: {answer.text}")
+    return dict(answer.json())
 
 
 def monitor_and_retrain(scope: Scope, flow_args: Sequence[str] = (), retrain: bool = True) -> bool:
@@ -155,7 +181,7 @@ def demo_loop(scope: Scope, url: str) -> None:
 
     if not TAG_FILE.is_file():
         raise ServingError("no Bento built yet: run `make bento`")
-    demo, monitor = scope.settings.demo, scope.settings.monitor
+    demo = scope.settings.demo
     log_dir = {
         "FLOWSHIP_PREDICTION_LOG_DIR": str(
             Path(scope.settings.serving.prediction_log_dir).resolve()
@@ -168,20 +194,13 @@ def demo_loop(scope: Scope, url: str) -> None:
     with served_bento(bento, host, port, log_dir):
         since = datetime.now(UTC).isoformat(timespec="seconds")
         stage("production traffic like the training data (baseline), with delayed labels")
-        send_traffic(
-            url, "baseline", demo.loop_rows, demo.seed, monitor.feedback_dir, demo.batch_rows
-        )
+        send_traffic(url, scope, "baseline", demo.loop_rows, demo.seed, demo.batch_rows)
         stage("MonitorFlow on that window: expect no alarm")
         monitor_and_retrain(scope, ["--since", since])
         since = datetime.now(UTC).isoformat(timespec="seconds")
         stage(f"the world changes ({demo.shift_scenario})")
         send_traffic(
-            url,
-            demo.shift_scenario,
-            demo.shift_rows,
-            demo.seed + 1,
-            monitor.feedback_dir,
-            demo.batch_rows,
+            url, scope, demo.shift_scenario, demo.shift_rows, demo.seed + 1, demo.batch_rows
         )
         stage("MonitorFlow: the change is caught -> TrainFlow --with-feedback -> gate -> Bento")
         monitor_and_retrain(scope, ["--since", since])
@@ -204,8 +223,9 @@ def smoke(
 
     import httpx
 
+    from flowship.predict import probe_rows
     from flowship.processes import free_port, served_bento
-    from flowship.sample_data import generate_churn
+    from flowship.schema import Schema
 
     with contextlib.ExitStack() as stack:
         if url is None:
@@ -219,9 +239,9 @@ def smoke(
                 )
             )
             print(f"served {bento} on {url}: ready after {time.monotonic() - started:.1f} s")
-        frame = generate_churn(3, seed=2024)
-        features = [c for c in frame.columns if c not in {"customer_id", "signup_date", "churned"}]
-        rows = json.loads(frame[features].to_json(orient="records"))
+        with httpx.Client(base_url=url, timeout=30) as client:
+            schema = Schema.model_validate(_metadata(client)["schema"])
+        rows = probe_rows(schema)[:3]  # typical values of every feature
         answer = httpx.post(f"{url}/predict", json={"rows": rows}, timeout=30)
         if answer.status_code != 200:
             raise ServingError(f"{url}/predict answered {answer.status_code}: {answer.text}")

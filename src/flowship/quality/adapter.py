@@ -112,27 +112,37 @@ def read_checks(snapshot: Any, planned: Mapping[str, Planned]) -> list[CheckResu
 
 
 def reference_value(snapshot: Any, metric_id: str, bound: Mapping[str, Any] | None = None) -> float:
-    """A metric's value on the reference data (the count or share of count metrics)."""
+    """A metric's value on the reference data (the count or share of count metrics, the mean
+    of mean/std metrics)."""
     result = snapshot.context.get_reference_metric_result(metric_id)
-    if bound is not None and bound["type"].rsplit(":", 1)[-1] == "CountBoundTest":
-        result = result.count if bound["is_count"] else result.share
+    kind = bound["type"].rsplit(":", 1)[-1] if bound is not None else ""
+    if kind == "CountBoundTest":
+        result = result.count if bound and bound["is_count"] else result.share
+    elif kind == "MeanStdBoundTest" or hasattr(result, "mean"):
+        result = result.mean if not bound or bound.get("is_mean", True) else result.std
     return float(result.value)
 
 
 def metric_values(snapshot: Any, planned: Mapping[str, Planned]) -> dict[str, float]:
-    """The numeric value of each planned metric, by its metric name."""
-    return {
-        planned[m["id"]].metric: float(m["value"])
-        for m in json.loads(snapshot.json())["metrics"]
-        if m["id"] in planned and isinstance(m["value"], int | float)
-    }
+    """The numeric value of each planned metric (the mean of mean/std metrics), by name."""
+    values = {}
+    for m in json.loads(snapshot.json())["metrics"]:
+        value = m["value"]
+        if isinstance(value, dict) and "mean" in value:
+            value = value["mean"]
+        if m["id"] in planned and isinstance(value, int | float):
+            values[planned[m["id"]].metric] = float(value)
+    return values
 
 
 def _observed(bound: Mapping[str, Any], value: Any) -> float | None:
-    """The tested number: count or share of count metrics, one label of by-label metrics."""
+    """The tested number: count or share of count metrics, mean or std of mean/std metrics,
+    one label of by-label metrics."""
     kind = bound["type"].rsplit(":", 1)[-1]
     if kind == "CountBoundTest":
         value = value["count" if bound["is_count"] else "share"]
+    elif kind == "MeanStdBoundTest":
+        value = value["mean" if bound.get("is_mean", True) else "std"]
     elif kind == "ByLabelCountBoundTest":
         value = value[bound["slot"] + "s"].get(str(bound.get("label")), 0.0)
     elif kind == "ByLabelBoundTest":
@@ -170,45 +180,22 @@ def plain_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def metric(name: str, **kwargs: Any) -> Any:
-    """The Evidently metric that gates our metric `name` (`tasks.METRICS`)."""
+def metric(name: str, tests: list[Any]) -> Any:
+    """The Evidently metric that gates our metric `name` (`tasks.METRICS`), with `tests`."""
     import evidently.metrics as em
 
-    return getattr(em, METRICS[name].evidently)(**kwargs)
+    spec = METRICS[name]
+    return getattr(em, spec.evidently)(**{spec.tests_arg: tests})
 
 
-def scored(frame: pd.DataFrame, proba: np.ndarray, schema: Schema) -> tuple[pd.DataFrame, Any]:
-    """A frame Evidently can read as a classification: target, labels and probabilities.
+def scored(y_true: Any, outputs: np.ndarray, schema: Schema) -> tuple[pd.DataFrame, Any]:
+    """The target and the model's outputs as a frame and data definition Evidently reads as
+    the schema's task (`Task.evidently_frame`)."""
+    import evidently
 
-    Binary targets become 1 (positive) / 0 so string labels work; multiclass labels become
-    strings with one probability column per class named like the class. The predicted label
-    is the argmax, as Evidently derives labels from probabilities anyway.
-    """
-    from evidently import BinaryClassification, MulticlassClassification
-
-    classes = list(schema.classes)
-    y = frame[schema.target].to_numpy()
-    if schema.task == "binary":
-        pos = classes.index(schema.positive)
-        out = pd.DataFrame(
-            {
-                "target": (y == schema.positive).astype(int),
-                "prediction": (proba.argmax(axis=1) == pos).astype(int),
-                "proba": proba[:, pos],
-            }
-        )
-        kind = BinaryClassification(
-            target="target", prediction_labels="prediction", prediction_probas="proba", pos_label=1
-        )
-        return out, definition(["proba"], ["target", "prediction"], classification=[kind])
-    names = [str(c) for c in classes]
-    out = pd.DataFrame(proba, columns=names)
-    out.insert(0, "target", [str(v) for v in y])
-    out.insert(1, "prediction", np.asarray(names, dtype=object)[proba.argmax(axis=1)])
-    multi = MulticlassClassification(
-        target="target", prediction_labels="prediction", prediction_probas=names
-    )
-    return out, definition(names, ["target", "prediction"], classification=[multi])
+    frame, view = schema.kind.evidently_frame(y_true, outputs, schema)
+    kind = getattr(evidently, view.kind)(**view.arguments)
+    return frame, definition(view.numerical, view.categorical, **{view.slot: [kind]})
 
 
 _DISTINCT: Any = None

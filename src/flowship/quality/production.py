@@ -142,13 +142,12 @@ def check_window(
     labelled = current[current[schema.target].notna()]
     if len(labelled) < monitor.min_labels:
         return _noted(reports, window, ref)
-    proba = labelled[schema.proba_columns].to_numpy(dtype=float)
+    task = schema.kind
     floor = METRICS[metric].floor(champion_metrics[metric], monitor.max_metric_drop)
-    labels = labelled[schema.target].map(schema.label_mapping())
     reports.append(
         check_model_quality(
-            labelled.assign(**{schema.target: labels}),
-            proba,
+            task.labels_from(labelled[schema.target], schema),
+            task.outputs_from(labelled, schema),
             schema,
             {metric: floor},
             title="Model quality on labelled production rows vs the champion's holdout",

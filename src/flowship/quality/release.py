@@ -1,8 +1,10 @@
 """The gate's checks: the training data's quality, the model's holdout quality, and the
-challenger against the champion (drift of the training data, the metric on one holdout)."""
+challenger against the champion (its contract, drift of the training data, the metric on one
+holdout)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -11,19 +13,24 @@ import pandas as pd
 
 from flowship.checks import (
     CHAMPION_METRIC,
+    CONTRACT,
     DATA_CLASS_SHARE,
     DATA_MISSING,
     DATA_NOT_CONSTANT,
     DATA_ROWS,
     DATA_TARGET_CLASSES,
+    DATA_TARGET_VARIES,
     DRIFT_VS_CHAMPION,
+    CheckResult,
     QualityReport,
+    make_check,
     sample_rows,
     skipped_check,
 )
 from flowship.config import GateSettings
 from flowship.quality import adapter
 from flowship.quality.reports import check_drift, check_model_quality
+from flowship.schema import contract_changes
 from flowship.tasks import METRICS
 
 if TYPE_CHECKING:
@@ -31,36 +38,87 @@ if TYPE_CHECKING:
     from flowship.schema import Schema
 
 
+def _rows(frame: pd.DataFrame, schema: Schema, gate: GateSettings) -> list[Any]:
+    from evidently.metrics import RowCount
+    from evidently.tests import gte
+
+    return [RowCount(tests=[gte(gate.min_rows)])]
+
+
+def _missing(frame: pd.DataFrame, schema: Schema, gate: GateSettings) -> list[Any]:
+    from evidently.metrics import MissingValueCount
+    from evidently.tests import lte
+
+    limit = lte(gate.max_missing_share)
+    return [
+        MissingValueCount(column=c, share_tests=[limit]) for c in [*schema.features, schema.target]
+    ]
+
+
+def _not_constant(frame: pd.DataFrame, schema: Schema, gate: GateSettings) -> list[Any]:
+    from evidently.tests import gt
+
+    distinct = adapter.distinct_count_metric()
+    return [distinct(column=c, tests=[gt(1)]) for c in schema.features]
+
+
+def _target_classes(frame: pd.DataFrame, schema: Schema, gate: GateSettings) -> list[Any]:
+    from evidently.tests import gte
+
+    return [adapter.distinct_count_metric()(column=schema.target, tests=[gte(2)])]
+
+
+def _target_varies(frame: pd.DataFrame, schema: Schema, gate: GateSettings) -> list[Any]:
+    from evidently.tests import gt
+
+    return [adapter.distinct_count_metric()(column=schema.target, tests=[gt(1)])]
+
+
+def _class_share(frame: pd.DataFrame, schema: Schema, gate: GateSettings) -> list[Any]:
+    from evidently.metrics import UniqueValueCount
+    from evidently.tests import gte
+
+    labels = frame[schema.target].dropna().unique().tolist()
+    shares = {label: [gte(gate.min_class_share)] for label in labels}
+    return [UniqueValueCount(column=schema.target, share_tests=shares)]
+
+
+# Each data-quality check of a training table: its declared id and the Evidently metrics that
+# compute it. Every table gets the first three; the task names its target's checks.
+TRAINING_CHECKS: dict[str, Callable[[pd.DataFrame, Schema, GateSettings], list[Any]]] = {
+    DATA_ROWS: _rows,
+    DATA_MISSING: _missing,
+    DATA_NOT_CONSTANT: _not_constant,
+    DATA_TARGET_CLASSES: _target_classes,
+    DATA_TARGET_VARIES: _target_varies,
+    DATA_CLASS_SHARE: _class_share,
+}
+
+
 def check_training_data(frame: pd.DataFrame, schema: Schema, gate: GateSettings) -> QualityReport:
-    """Data quality of a training table: rows, missing shares, constant features, classes.
+    """Data quality of a training table: rows, missing shares, constant features, and the
+    target's checks for the task (classes and their shares, or that it varies).
 
     Every check is critical: a table that fails one must not produce a champion.
     """
-    from evidently.metrics import MissingValueCount, RowCount, UniqueValueCount
-    from evidently.tests import gt, gte, lte
-
-    distinct = adapter.distinct_count_metric()
-    columns = [*schema.features, schema.target]
     plan = adapter.Plan()
-    plan.add(RowCount(tests=[gte(gate.min_rows)]), DATA_ROWS)
-    for column in columns:
-        missing = MissingValueCount(column=column, share_tests=[lte(gate.max_missing_share)])
-        plan.add(missing, DATA_MISSING)
-    for column in schema.features:
-        plan.add(distinct(column=column, tests=[gt(1)]), DATA_NOT_CONSTANT)
-    plan.add(distinct(column=schema.target, tests=[gte(2)]), DATA_TARGET_CLASSES)
-    labels = frame[schema.target].dropna().unique().tolist()
-    shares = {label: [gte(gate.min_class_share)] for label in labels}
-    plan.add(UniqueValueCount(column=schema.target, share_tests=shares), DATA_CLASS_SHARE)
-    definition = adapter.definition(schema.numeric, [*schema.categorical, schema.target])
+    for check_id in (DATA_ROWS, DATA_MISSING, DATA_NOT_CONSTANT, *schema.kind.target_checks):
+        for metric in TRAINING_CHECKS[check_id](frame, schema, gate):
+            plan.add(metric, check_id)
+    target_kind = [schema.target] if schema.kind.classifies else []
+    definition = adapter.definition(
+        [*schema.numeric, *([] if target_kind else [schema.target])],
+        [*schema.categorical, *target_kind],
+    )
+    columns = [*schema.features, schema.target]
     snapshot, checks = adapter.run_report(plan, adapter.dataset(frame[columns].copy(), definition))
     return QualityReport("Data quality of the training data", checks, adapter.html(snapshot))
 
 
 def check_against_champion(
     holdout: pd.DataFrame,
-    challenger_proba: np.ndarray,
-    champion_proba: np.ndarray,
+    challenger_outputs: np.ndarray,
+    champion_outputs: np.ndarray,
     schema: Schema,
     metric: str,
     max_regression: float,
@@ -72,12 +130,13 @@ def check_against_champion(
     """
     from evidently.tests import Reference, gte, lte
 
-    current, definition = adapter.scored(holdout, challenger_proba, schema)
-    reference, _ = adapter.scored(holdout, champion_proba, schema)
+    y = holdout[schema.target]
+    current, definition = adapter.scored(y, challenger_outputs, schema)
+    reference, _ = adapter.scored(y, champion_outputs, schema)
     condition = gte if METRICS[metric].higher_is_better else lte
     plan = adapter.Plan()
     compared = plan.add(
-        adapter.metric(metric, tests=[condition(Reference(absolute=max_regression))]),
+        adapter.metric(metric, [condition(Reference(absolute=max_regression))]),
         CHAMPION_METRIC,
         metric,
     )
@@ -93,6 +152,20 @@ def check_against_champion(
     )
 
 
+def check_contract(schema: Schema, champion: ChampionArtifacts | None) -> CheckResult:
+    """The challenger's contract against the champion's (skipped without a champion)."""
+    if champion is None:
+        return skipped_check(CONTRACT, "no champion yet")
+    changes = contract_changes(champion.schema, schema)
+    if not changes:
+        return make_check(CONTRACT, "pass", description="same as the champion's")
+    return make_check(
+        CONTRACT,
+        "fail",
+        description=f"changed from the champion {champion.pathspec}: " + "; ".join(changes),
+    )
+
+
 def release_checks(
     model: Any,
     train: pd.DataFrame,
@@ -102,19 +175,26 @@ def release_checks(
     metric: str,
     champion: ChampionArtifacts | None = None,
 ) -> list[QualityReport]:
-    """Model quality, drift against the champion's training data, and the champion comparison.
+    """Model quality, the contract against the champion's, drift against the champion's
+    training data, and the champion comparison.
 
-    When there is no champion, or its schema differs from this run's, the champion checks are
-    reported as skipped with the reason.
+    Without a champion, or when the contract changed, the drift and champion checks are
+    reported as skipped with the reason: a model of another contract cannot be compared.
     """
-    proba = model.predict_proba(holdout[schema.features])
-    reports = [check_model_quality(holdout, proba, schema, gate.min_metrics)]
-    if champion is None:
+    task = schema.kind
+    outputs = task.outputs(model, holdout[schema.features])
+    reports = [check_model_quality(holdout[schema.target], outputs, schema, gate.min_metrics or {})]
+    contract = check_contract(schema, champion)
+    if champion is None or contract.status != "pass":
+        reason = "no champion yet" if champion is None else "the contract changed (see contract)"
         skipped = [
-            skipped_check(DRIFT_VS_CHAMPION, "no champion yet"),
-            skipped_check(CHAMPION_METRIC, "no champion yet", metric=metric),
+            contract,
+            skipped_check(DRIFT_VS_CHAMPION, reason),
+            skipped_check(CHAMPION_METRIC, reason, metric=metric),
         ]
-        return [*reports, QualityReport("No champion yet", skipped, "")]
+        title = "No champion yet" if champion is None else "Contract changed"
+        return [*reports, QualityReport(title, skipped, "")]
+    reports.append(QualityReport("Contract", [contract], ""))
     ours = sample_rows(train, gate.sample_rows, gate.sample_seed)
     theirs = sample_rows(champion.train_data, gate.sample_rows, gate.sample_seed)
     drift = check_drift(ours.frame, theirs.frame, schema, gate.max_drifted_share, gate.drift_blocks)
@@ -122,16 +202,10 @@ def release_checks(
         note = f"{ours.describe('Training data')}. {theirs.describe('The champion’s')}."
         drift = replace(drift, note=note)
     reports.append(drift)
-    old = champion.schema
-    if list(old.classes) != list(schema.classes) or not set(old.features) <= set(holdout.columns):
-        reason = (
-            f"the champion {champion.pathspec} has classes {old.classes} and features "
-            f"{old.features}; it cannot be scored on this holdout"
-        )
-        check = skipped_check(CHAMPION_METRIC, reason, metric=metric)
-        return [*reports, QualityReport("Champion not comparable", [check], "")]
-    champion_proba = champion.model.predict_proba(holdout[old.features])
+    champion_outputs = task.outputs(champion.model, holdout[champion.schema.features])
     reports.append(
-        check_against_champion(holdout, proba, champion_proba, schema, metric, gate.max_regression)
+        check_against_champion(
+            holdout, outputs, champion_outputs, schema, metric, gate.max_regression
+        )
     )
     return reports

@@ -65,19 +65,20 @@ def check_drift(
 
 
 def check_model_quality(
-    holdout: pd.DataFrame,
-    proba: np.ndarray,
+    y_true: pd.Series,
+    outputs: np.ndarray,
     schema: Schema,
     bounds: Mapping[str, float],
     title: str = "Model quality on the holdout",
 ) -> QualityReport:
-    """Every metric on the holdout; those in `bounds` checked against them (a minimum where
-    higher is better, a maximum otherwise). The summary holds every metric's value."""
+    """Every metric of the task on true labels (values) and the model's outputs; those in
+    `bounds` checked against them (a minimum where higher is better, a maximum otherwise).
+    The summary holds every metric's value."""
     from evidently.tests import gte, lte
 
-    scored, definition = adapter.scored(holdout, proba, schema)
+    scored, definition = adapter.scored(y_true, outputs, schema)
     plan = adapter.Plan()
-    for name in sorted(METRICS):
+    for name in sorted(schema.kind.metrics):
         tests = []
         if name in bounds:
             tests = [gte(bounds[name]) if METRICS[name].higher_is_better else lte(bounds[name])]
