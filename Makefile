@@ -227,6 +227,8 @@ clean:
 	rm -rf $(VENV) .metaflow reports logs monitoring .bento-tag .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
+include ci.mk
+
 ## Show this help
 help:
 	@awk '/^## /{doc=substr($$0,4); next} /^[a-z][a-z-]*:/{if(doc){split($$0,t,":"); printf "  make %-12s %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
