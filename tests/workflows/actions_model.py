@@ -480,9 +480,10 @@ class World:
         self.runs.append(run)
         return run
 
-    def rerun(self, previous: Run, *, after: Sequence[Run] = ()) -> Run:
-        """The next attempt of `previous` ("re-run failed jobs"): its failed or cancelled jobs
-        and every job that needs them run again; the others keep their results and outputs."""
+    def rerun(self, previous: Run, *, after: Sequence[Run] = (), every_job: bool = False) -> Run:
+        """The next attempt of `previous`. "Re-run failed jobs": its failed or cancelled jobs and
+        every job that needs them run again, the others keep their results and outputs;
+        `every_job` is "Re-run all jobs"."""
         run = Run(
             self, previous.file, previous.doc, previous.label, previous.event,
             previous.run_id, previous.attempt + 1, [previous, *after],
@@ -491,7 +492,7 @@ class World:
         again = {
             name
             for name, node in previous.nodes.items()
-            if not node.is_call and node.status in {"failure", "cancelled"}
+            if not node.is_call and (every_job or node.status in {"failure", "cancelled"})
         }
         changed = True
         while changed:

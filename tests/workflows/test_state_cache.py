@@ -163,10 +163,10 @@ def _overlap(*specs: tuple[str, str]) -> Callable[[World, Any], None]:
     return add
 
 
-def _rerun(file: str, label: str) -> Callable[[World, Any], None]:
+def _rerun(file: str, label: str, every_job: bool = False) -> Callable[[World, Any], None]:
     def add(world: World, seed: Any) -> None:
         first = world.run(file, label=label, after=[seed])
-        world.rerun(first)
+        world.rerun(first, every_job=every_job)
 
     return add
 
@@ -195,6 +195,7 @@ SCENARIOS: dict[str, Scenario] = {
     "re-run of a monitor whose retraining failed": Scenario(
         _rerun("monitor.yml", "M"), lambda: Flowship(failures=frozenset({("M", 1, "train")}))
     ),
+    "re-run of every job of a monitor run": Scenario(_rerun("monitor.yml", "M", every_job=True)),
 }
 
 
@@ -341,6 +342,7 @@ def test_the_documented_deadlock_is_caught() -> None:
         ("three runs queue for the state", "not in the restored state"),
         ("re-run of a training that failed after promoting", "REFUSED"),
         ("re-run of a monitor whose retraining failed", "REFUSED"),
+        ("re-run of every job of a monitor run", "REFUSED"),
     ],
 )
 def test_the_603a500_workflows_lose_a_promotion(name: str, expected: str) -> None:
