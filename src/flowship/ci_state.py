@@ -85,13 +85,14 @@ def champion_from_tags(run: str, tags: Iterable[str]) -> Champion:
 
 
 def read_champion(
-    config: str | Path, branch: str | None, production: bool
+    config: str | Path | None, branch: str | None, production: bool
 ) -> tuple[str, str, Champion | None]:
-    """The project, the project branch and its champion in the current Metaflow datastore."""
+    """The project, the project branch and its champion in the current Metaflow datastore
+    (`config` None: the default configuration file)."""
     from flowship.config import read_settings
     from flowship.registry import branch_name, find_champion
 
-    project = read_settings(config).project.name
+    project = (read_settings(config) if config is not None else read_settings()).project.name
     scope = branch_name(branch, production)
     run = find_champion(project, scope)
     champion = champion_from_tags(str(run.pathspec), run.tags) if run is not None else None
@@ -266,12 +267,14 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from flowship.config import DEFAULT_CONFIG_PATH
-
-    parser = argparse.ArgumentParser(prog="python -m flowship.ci_state", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m flowship.ci_state",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     scoped = argparse.ArgumentParser(add_help=False)
-    scoped.add_argument("--config", default=str(DEFAULT_CONFIG_PATH), help="project TOML")
+    scoped.add_argument("--config", help="project TOML (default: config/project.toml)")
     scoped.add_argument("--branch", help="project branch name (test.<name>)")
     scoped.add_argument("--production", action="store_true", help="the prod project branch")
     manifest = argparse.ArgumentParser(add_help=False)
@@ -298,12 +301,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; expected failures print one line and exit with status 2."""
-    from flowship.config import ConfigError
-
     args = _parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (StateError, ConfigError, LookupError) as exc:  # LookupError covers RegistryError
+    except (StateError, ValueError, LookupError) as exc:
+        # the CLI's rule: ConfigError is a ValueError, RegistryError a LookupError
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
