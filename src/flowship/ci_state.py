@@ -1,10 +1,11 @@
 """The CI state manifest: which champion the Metaflow state carried between CI runs holds.
 
 With no cloud account, GitHub Actions carries `.metaflow/` from run to run in its cache. Every
-job that writes that state saves `.metaflow/state.json` with it (the champion, its verdict, when,
-and which workflow run wrote it), and saves the manifest again on its own, so the newest
-manifest survives even when a state save does not. Every job that restores the state checks the
-champion it found against the newest manifest before training or monitoring against it.
+job that writes that state leaves `.metaflow/state.json` in it (the champion, its verdict, when,
+and which workflow run wrote it) and a copy at `.ci-state/state.json`, which it caches on its
+own after the state, so the newest manifest survives a state save that does not. Every job that
+restores the state restores that copy first, then the state, and checks the champion it found
+against the newest manifest before training or monitoring against it.
 
 Usage:
     python -m flowship.ci_state check --config config/project.toml --production
@@ -24,8 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 MANIFEST_FORMAT = 1
-DEFAULT_MANIFEST = Path(".metaflow") / "state.json"
-_STAMP = "%Y%m%dT%H%M%SZ"  # how registry.promote stamps `promoted:<stamp>:<how>` tags
+DEFAULT_MANIFEST = Path(".metaflow") / "state.json"  # travels inside the state
+DEFAULT_NEWEST = Path(".ci-state") / "state.json"  # cached on its own, outside the state's paths
 
 
 class StateError(Exception):
@@ -175,8 +176,9 @@ def load_manifest(path: Path) -> Manifest | None:
 def lost_promotion(restored: Champion | None, newest: Manifest) -> str | None:
     """What the restored state lost against the newest manifest, or None when it lost nothing.
 
-    The restored champion may be newer than the manifest's (a manifest save failed after the
-    state's succeeded); it may not be older, or missing, when the manifest records one.
+    The restored champion may be newer than the manifest's (the manifest's save failed, or a
+    reader came between the state's save and the manifest's); it may not be older, or missing,
+    when the manifest records one.
     """
     recorded = newest.champion
     if recorded is None or (restored is not None and restored.order() >= recorded.order()):
@@ -208,15 +210,25 @@ def _champion_text(champion: Champion | None) -> str:
 
 
 def check_state(
-    project: str, branch: str, restored: Champion | None, newest: Manifest | None, key: str
+    project: str,
+    branch: str,
+    restored: Champion | None,
+    own: Manifest | None,
+    newest: Manifest | None,
+    key: str,
 ) -> str:
-    """The job-summary line for the state a job starts from.
+    """The job-summary line for the state a job starts from: `restored` is the champion of the
+    restored datastore, `own` the manifest saved inside that state, `newest` the one cached on
+    its own (the state's own stands in when there is none).
 
     Raises:
         StateError: the restored state lost a promotion the newest manifest records.
     """
     source = f"restored from cache `{key}`" if key else "no cache restored"
+    if own is not None:
+        source += f" (saved by {own.written_by.describe()} at {own.written_at})"
     line = f"**State in:** {_champion_text(restored)}, {source}"
+    newest = newest or own
     if newest is None:
         return f"{line}; no manifest saved yet."
     if (newest.project, newest.branch) != (project, branch):
@@ -241,8 +253,9 @@ def summary_line(manifest: Manifest) -> str:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     project, branch, restored = read_champion(args.config, args.branch, args.production)
+    own, newest = load_manifest(args.manifest), load_manifest(args.newest)
     try:
-        line = check_state(project, branch, restored, load_manifest(args.manifest), args.key)
+        line = check_state(project, branch, restored, own, newest, args.key)
     except StateError as exc:
         print(f"**State lost:** {exc}")  # the job summary says it too, not only the log
         raise
@@ -252,9 +265,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_write(args: argparse.Namespace) -> int:
     project, branch, champion = read_champion(args.config, args.branch, args.production)
-    manifest = new_manifest(project, branch, champion, writer_from_env(os.environ))
-    args.manifest.parent.mkdir(parents=True, exist_ok=True)
-    args.manifest.write_text(manifest_to_json(manifest))
+    text = manifest_to_json(new_manifest(project, branch, champion, writer_from_env(os.environ)))
+    for path in (args.manifest, args.newest):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
     return 0
 
 
@@ -279,17 +293,23 @@ def _parser() -> argparse.ArgumentParser:
     scoped.add_argument("--production", action="store_true", help="the prod project branch")
     manifest = argparse.ArgumentParser(add_help=False)
     manifest.add_argument(
-        "--manifest", type=Path, default=DEFAULT_MANIFEST, help="state manifest path"
+        "--manifest", type=Path, default=DEFAULT_MANIFEST, help="the manifest inside the state"
+    )
+    newest = argparse.ArgumentParser(add_help=False)
+    newest.add_argument(
+        "--newest", type=Path, default=DEFAULT_NEWEST, help="the manifest cached on its own"
     )
     check = commands.add_parser(
         "check",
-        parents=[scoped, manifest],
+        parents=[scoped, manifest, newest],
         help="exit 2 when the restored champion is older than the newest manifest's",
     )
     check.add_argument("--restored-key", dest="key", default="", help="the cache key restored")
     check.set_defaults(func=_cmd_check)
     write = commands.add_parser(
-        "write", parents=[scoped, manifest], help="write the manifest of the current state"
+        "write",
+        parents=[scoped, manifest, newest],
+        help="write the manifest of the current state (inside it, and the copy cached apart)",
     )
     write.set_defaults(func=_cmd_write)
     summary = commands.add_parser(

@@ -139,20 +139,29 @@ def test_lost_promotion_names_a_missing_champion() -> None:
 
 def test_check_state_lines() -> None:
     """The job-summary line says where the state came from and whether the manifest agrees."""
-    first = check_state("churn", "prod", None, None, "")
+    first = check_state("churn", "prod", None, None, None, "")
     assert first == "**State in:** no champion, no cache restored; no manifest saved yet."
-    agreed = check_state("churn", "prod", NEW, _manifest(NEW), "metaflow-state-1-1-train")
+    agreed = check_state("churn", "prod", NEW, _manifest(NEW), _manifest(NEW), "metaflow-state-k")
     assert "champion `TrainFlow/9` (verdict `v9`" in agreed
-    assert "restored from cache `metaflow-state-1-1-train`" in agreed
+    assert "restored from cache `metaflow-state-k` (saved by monitor run 123 attempt 2" in agreed
     assert agreed.endswith("the newest manifest (monitor run 123 attempt 2, job train) agrees.")
-    other = check_state("churn", "prod", None, _manifest(NEW, branch="test.x"), "k")
+    other = check_state("churn", "prod", None, None, _manifest(NEW, branch="test.x"), "k")
     assert "branch 'test.x', not 'churn', 'prod': nothing to compare" in other
 
 
 def test_check_state_raises_on_a_loss() -> None:
-    """A lost promotion is an error, not a line."""
+    """A lost promotion is an error, not a line: against the manifest cached on its own, or,
+    when there is none, against the state's own."""
     with pytest.raises(StateError, match="is older"):
-        check_state("churn", "prod", OLD, _manifest(NEW), "k")
+        check_state("churn", "prod", OLD, _manifest(OLD), _manifest(NEW), "k")
+    with pytest.raises(StateError, match="has no champion"):
+        check_state("churn", "prod", None, _manifest(NEW), None, "k")
+
+
+def test_check_state_accepts_a_newer_state_than_the_newest_manifest() -> None:
+    """The manifest cached apart may lag the state (its save failed): nothing is lost."""
+    line = check_state("churn", "prod", NEW, _manifest(NEW), _manifest(OLD), "k")
+    assert line.endswith("agrees.")
 
 
 def test_summary_line_links_the_run() -> None:
@@ -180,11 +189,12 @@ def config(empty_datastore: Path) -> Path:
 def test_main_check_fails_when_the_manifest_champion_is_missing(
     config: Path, empty_datastore: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """An empty datastore where the manifest records a champion: exit 2, one error line, and
-    the same words on stdout for the job summary."""
-    manifest = empty_datastore / ".metaflow" / "state.json"
-    manifest.write_text(manifest_to_json(_manifest(NEW)))
-    code = main(["check", "--config", str(config), "--production", "--manifest", str(manifest)])
+    """An empty datastore where the newest manifest records a champion: exit 2, one error
+    line, and the same words on stdout for the job summary."""
+    newest = empty_datastore / ".ci-state" / "state.json"
+    newest.parent.mkdir()
+    newest.write_text(manifest_to_json(_manifest(NEW)))
+    code = main(["check", "--config", str(config), "--production", "--newest", str(newest)])
     out, err = capsys.readouterr()
     assert code == 2
     assert err.startswith("error: the restored state has no champion") and err.count("\n") == 1
@@ -197,16 +207,19 @@ def test_main_write_then_summary_then_check(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """write records the branch's champion and the GitHub run; check then agrees."""
+    """write records the branch's champion and the GitHub run, in the state and in the copy
+    cached apart; check then agrees."""
     champion = _FakeRun("TrainFlow/9", frozenset({"verdict:v9", "promoted:20251202T030000Z:x"}))
     monkeypatch.setattr(registry, "find_champion", lambda project, branch: champion)
     for name, value in GITHUB_ENV.items():
         monkeypatch.setenv(name, value)
-    manifest = empty_datastore / ".metaflow" / "state.json"
+    manifest, newest = empty_datastore / ".metaflow" / "state.json", empty_datastore / "n.json"
     common = ["--config", str(config), "--production", "--manifest", str(manifest)]
+    common += ["--newest", str(newest)]
     assert main(["write", *common]) == 0
     written = load_manifest(manifest)
     assert written is not None and written.champion == NEW and written.branch == "prod"
+    assert newest.read_text() == manifest.read_text()
     assert main(["summary", "--manifest", str(manifest)]) == 0
     assert main(["check", *common, "--restored-key", "metaflow-state-123-2-train"]) == 0
     out = capsys.readouterr().out.splitlines()

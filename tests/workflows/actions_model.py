@@ -382,7 +382,8 @@ class Node:
     holds: list[str] = field(default_factory=list)
     failed: bool = False
     started: bool = False
-    memo: dict[str, Any] = field(default_factory=dict)
+    memo: dict[str, Any] = field(default_factory=dict)  # the effect's notes on this job
+    progress: int = 0  # cache operations done
     steps_left: Iterator[None] | None = None
 
     @property
@@ -392,18 +393,6 @@ class Node:
     @property
     def label(self) -> str:
         return f"{self.run.label}#{self.run.attempt}:{self.name}"
-
-    @property
-    def progress(self) -> int:
-        return int(self.memo.get("__progress__", 0))
-
-    def saves_state(self, prefix: str) -> bool:
-        """Whether one of its steps saves a cache entry whose key starts with `prefix`."""
-        for step in self.spec.get("steps") or []:
-            action = _cache_action(str(step.get("uses", "")))
-            if action in {"save", "cache"} and str(step["with"]["key"]).startswith(prefix):
-                return True
-        return False
 
 
 @dataclass(eq=False)
@@ -421,10 +410,6 @@ class Run:
     nodes: dict[str, Node] = field(default_factory=dict)
     status: str = "new"  # new, pending, active, done
     holds: list[str] = field(default_factory=list)
-
-    @property
-    def top(self) -> list[Node]:
-        return [node for node in self.nodes.values() if node.call is None]
 
 
 @dataclass
@@ -687,6 +672,8 @@ class World:
         self.trace.append(f"{self._describe(holder)} waits for group {name}")
 
     def _grant(self, holder: Node | Run, key: str, group: _Group) -> None:
+        if holder.status == "pending":
+            self.trace.append(f"{self._describe(holder)} gets group {key}")
         group.running = holder
         holder.holds.append(key)
         if isinstance(holder, Run):
@@ -715,19 +702,19 @@ class World:
                 continue
             if midway and node.started:
                 self.cancelled_midway.append(node.label)
-            for key in node.holds:
-                group = self.groups[key]
-                if group.pending is node:
-                    group.pending = None
             node.status = "cancelled"
             node.steps_left = None
+            self._unqueue(node)
             self._release(node)
-        for group in self.groups.values():
-            if group.pending is holder:
-                group.pending = None
+        self._unqueue(holder)
         if isinstance(holder, Run):
             holder.status = "done"
         self._release(holder)
+
+    def _unqueue(self, holder: Node | Run) -> None:
+        for group in self.groups.values():
+            if group.pending is holder:
+                group.pending = None
 
     @staticmethod
     def _inside(node: Node, call: Node) -> bool:
@@ -758,16 +745,13 @@ class World:
                         if not condition(node.spec.get("if"), self.context(node)):
                             self._skip(node)
                         elif (group := self._group_of(node)) is not None:
-                            if (
-                                node.is_call
-                                or _touches_cache(node.spec)
-                                or (group[0].casefold() in self._cache_groups)
-                            ):
-                                node.status = "ready"  # when it queues is the scheduler's choice
+                            # When a job queues is the scheduler's choice, unless the job uses
+                            # no cache and shares no group with a job that does.
+                            shared = group[0].casefold() in self._cache_groups
+                            if node.is_call or _touches_cache(node.spec) or shared:
+                                node.status = "ready"
                             else:
-                                self._queue(
-                                    node
-                                )  # no cache, no group shared with the cache's users
+                                self._queue(node)
                         elif node.is_call:
                             node.status = "running"
                             node.started = True
@@ -810,7 +794,7 @@ class World:
 
     def _advance(self, node: Node) -> None:
         assert node.steps_left is not None
-        node.memo["__progress__"] = node.progress + 1
+        node.progress += 1
         try:
             next(node.steps_left)
         except StopIteration:
@@ -846,7 +830,13 @@ class World:
                 yield
                 self._save(node, lines(inputs["path"]), inputs["key"])
             elif "run" in step:
-                env = {k: substitute(v, context) for k, v in (step.get("env") or {}).items()}
+                # the workflow's env, then the job's, then the step's; `__run__` is the command
+                env = {
+                    str(k): substitute(v, context)
+                    for scope in (node.doc, node.spec, step)
+                    for k, v in (scope.get("env") or {}).items()
+                }
+                env["__run__"] = str(step["run"])
                 for call in make_calls(str(step["run"])):
                     for target in call:
                         result = self.effect(node, target, env)

@@ -34,7 +34,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "603a500"
 CURRENT = load_workflows(REPO / ".github" / "workflows")
 BEFORE = load_workflows(FIXTURES)
 STATE, MANIFEST = "metaflow-state-", "metaflow-manifest-"
-MANIFEST_FILE = str(ci_state.DEFAULT_MANIFEST)
+OWN, NEWEST = str(ci_state.DEFAULT_MANIFEST), str(ci_state.DEFAULT_NEWEST)
 PROJECT, BRANCH = "churn", "prod"
 EPOCH = datetime(2025, 12, 1, tzinfo=UTC)
 
@@ -64,9 +64,12 @@ def stamp(tick: int) -> str:
 class Flowship:
     """The effect of each make target a workflow step calls, on that job's own workspace.
 
-    `train` promotes (the gate passes) unless `blocked`; `monitor-outputs` says retrain when
-    `retrain`; a target listed in `failures` as (run label, attempt, target) fails there.
-    `state-check` and `state-manifest` run the real `flowship.ci_state` logic.
+    `train` with PRODUCTION set adds a run to the prod branch and promotes it (the gate passes)
+    unless the run is `blocked` or a dry run; without PRODUCTION it trains another branch and
+    leaves the production state alone. `monitor-outputs` says retrain when `retrain`;
+    `changed-model` says the pull request touches the model; a target listed in `failures` as
+    (run label, attempt, target) fails there. `state-check` and `state-manifest` run the real
+    `flowship.ci_state` logic.
     """
 
     retrain: bool = True
@@ -85,10 +88,12 @@ class Flowship:
         if (node.run.label, node.run.attempt, target) in self.failures:
             return StepResult("failure")
         if target == "train":
+            if not env.get("PRODUCTION"):
+                return StepResult()
             tick = world.tick()
             run = f"TrainFlow/{tick}"
             store = replace(store, runs=store.runs | {run})
-            if node.run.label not in self.blocked:
+            if node.run.label not in self.blocked and "--dry-run True" not in env["__run__"]:
                 store = replace(store, promotions=(*store.promotions, (run, stamp(tick))))
                 self.promotions.append((run, stamp(tick), node.label))
                 node.memo["promoted"] = run
@@ -105,6 +110,8 @@ class Flowship:
             workspace["logs"] = (*workspace.get("logs", ()), world.tick())
         elif target == "monitor-outputs":
             return StepResult(outputs={"retrain": str(self.retrain).lower(), "status": "drift"})
+        elif target == "changed-model":
+            return StepResult(outputs={"model": "true"})
         elif target == "state-check":
             problem = state_check(workspace, env.get("STATE_RESTORED_KEY", ""))
             if problem is not None:
@@ -115,7 +122,7 @@ class Flowship:
             manifest = ci_state.new_manifest(
                 PROJECT, BRANCH, store.champion(), writer, EPOCH + timedelta(minutes=world.tick())
             )
-            workspace[MANIFEST_FILE] = ci_state.manifest_to_json(manifest)
+            workspace[OWN] = workspace[NEWEST] = ci_state.manifest_to_json(manifest)
         return StepResult()
 
 
@@ -135,10 +142,12 @@ def github_env(github: Mapping[str, Any]) -> dict[str, str]:
 def state_check(workspace: Mapping[str, Any], key: str) -> str | None:
     """What `make state-check` says is lost in a restored workspace, or None."""
     store: Datastore = workspace.get(".metaflow", Datastore())
-    text = workspace.get(MANIFEST_FILE)
-    newest = ci_state.parse_manifest(text) if text is not None else None
+    own, newest = (
+        ci_state.parse_manifest(workspace[name]) if name in workspace else None
+        for name in (OWN, NEWEST)
+    )
     try:
-        ci_state.check_state(PROJECT, BRANCH, store.champion(), newest, key)
+        ci_state.check_state(PROJECT, BRANCH, store.champion(), own, newest, key)
     except ci_state.StateError as exc:
         return str(exc)
     return None
@@ -155,10 +164,12 @@ class Scenario:
     flowship: Callable[[], Flowship] = Flowship
 
 
-def _overlap(*specs: tuple[str, str]) -> Callable[[World, Any], None]:
+def _overlap(*specs: tuple[str, str] | tuple[str, str, str]) -> Callable[[World, Any], None]:
+    """Runs (file, label[, event]) that start in any order once the seed run is done."""
+
     def add(world: World, seed: Any) -> None:
-        for file, label in specs:
-            world.run(file, label=label, after=[seed])
+        for file, label, *event in specs:
+            world.run(file, label=label, event=event[0] if event else "schedule", after=[seed])
 
     return add
 
@@ -186,6 +197,9 @@ SCENARIOS: dict[str, Scenario] = {
         _overlap(("train.yml", "T"), ("monitor.yml", "M"))
     ),
     "two trainings overlap": Scenario(_overlap(("train.yml", "T1"), ("train.yml", "T2"))),
+    "a pull request's gate preview overlaps a training": Scenario(
+        _overlap(("train.yml", "T"), ("ci.yml", "PR", "pull_request"))
+    ),
     "three runs queue for the state": Scenario(
         _overlap(("train.yml", "T1"), ("monitor.yml", "M"), ("train.yml", "T2"))
     ),
