@@ -231,7 +231,8 @@ def build(
 
 
 def losses(world: World) -> list[str]:
-    """What the state the next run restores lacks, against what the runs did."""
+    """What the state the next run restores lacks, against what the runs did, and any alarm
+    raised on the way or by the next run's own check."""
     flowship = world.effect
     assert isinstance(flowship, Flowship)
     restored = world.restore_as("train.yml", "train")
@@ -257,6 +258,8 @@ def losses(world: World) -> list[str]:
         if run not in store.runs
     ]
     problems += [f"false alarm: {alarm}" for alarm in flowship.alarms]
+    if (alarm := state_check(restored, "")) is not None:
+        problems.append(f"the next run's check fails: {alarm}")
     problems += [f"cancelled midway: {label}" for label in world.cancelled_midway]
     return problems
 
