@@ -157,7 +157,7 @@ clean:
 	rm -rf $(VENV) .metaflow reports logs monitoring .bento-tag .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-# CI-only glue (.github/workflows call these): changed-model, summaries, drift-issue, push, ...
+# CI-only glue (.github/workflows call these): changed-model, summaries, drift-issue, state, ...
 include ci.mk
 
 ## Show this help

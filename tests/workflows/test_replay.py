@@ -26,17 +26,22 @@ NEEDS_OUTSIDE = {
     "push": "needs a Docker engine and a registry",
     "drift-issue": "opens a GitHub issue (gh)",
 }
-# The order a production day takes: train.yml, then monitor.yml.
+# The order a production day takes: train.yml, then monitor.yml (each job checks the state it
+# starts from and writes the manifest of the state it leaves).
 ORDER = [
+    "state-check",
     "train",
     "verdict-summary",
     "promoted-outputs",
     "bento",
     "deploy",
+    "state-manifest",
+    "state-check",
     "simulate-day",
     "monitor-only",
     "monitor-summary",
     "monitor-outputs",
+    "state-manifest",
     "canary-report",
 ]
 
@@ -92,6 +97,7 @@ def test_replay_workflow_steps(tmp_path: Path) -> None:
     }
     env.pop("METAFLOW_DATASTORE_SYSROOT_LOCAL", None)
     outputs = {}
+    transcript = []
     for target in ORDER:
         done = subprocess.run(
             ["make", "--no-print-directory", "-o", ".venv/.installed", target],
@@ -105,9 +111,18 @@ def test_replay_workflow_steps(tmp_path: Path) -> None:
             f"make {target} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
         )
         outputs[target] = done.stdout
+        transcript.append((target, done.stdout))
     assert "promoted=true" in outputs["promoted-outputs"]
     assert "image=ghcr.io/example/flowship:" in outputs["promoted-outputs"]
     assert "deploy skipped: no KUBECONFIG secret" in outputs["deploy"]
     assert "retrain=" in outputs["monitor-outputs"]
     assert (work / "reports" / "gate" / "summary.md").is_file()
     assert (work / "reports" / "monitor_card.html").is_file()
+    checks = [out for target, out in transcript if target == "state-check"]
+    manifests = [out for target, out in transcript if target == "state-manifest"]
+    assert "no champion, no cache restored; no manifest saved yet" in checks[0]
+    assert manifests[0].startswith("**State out:** champion `TrainFlow/")
+    assert "branch prod" in manifests[0]
+    assert "agrees" in checks[1]
+    champion = manifests[0].split("`")[1]
+    assert f"champion `{champion}`" in checks[1] and f"champion `{champion}`" in manifests[1]

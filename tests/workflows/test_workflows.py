@@ -52,7 +52,8 @@ def _run(tool: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def make_targets(makefile: Path) -> set[str]:
-    """The targets `makefile` defines, read from make's database (`make -p -q`: nothing runs).
+    """The targets `makefile` and the files it includes (ci.mk) define, read from make's
+    database (`make -p -q`: nothing runs).
 
     A name make merely knows of (a prerequisite file, a `.PHONY` entry without a rule) has
     neither prerequisites nor a recipe, and is not a target.
@@ -179,7 +180,7 @@ def test_jobs_set_user_and_telemetry_env(path: Path) -> None:
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda path: path.name)
 def test_workflow_calls_only_existing_make_targets(path: Path) -> None:
-    """Every `make <target>` a `run:` step types exists in the Makefile (nothing is run)."""
+    """Every `make <target>` a `run:` step types exists in the Makefile or ci.mk (nothing runs)."""
     targets = make_targets(REPO / "Makefile")
     missing = []
     for name, job in _jobs(path).items():
@@ -197,6 +198,11 @@ def test_make_calls_reads_targets_not_variables_or_redirects() -> None:
         'if make verdict; then echo ok; fi\nFOO=1 make\necho "make believe"\n'
     )
     assert make_calls(script) == [["changed-model"], ["lint", "test"], ["verdict"], []]
+
+
+def test_make_targets_include_ci_mk() -> None:
+    """The CI glue in ci.mk counts: the Makefile includes it."""
+    assert {"state-check", "state-manifest", "train"} <= make_targets(REPO / "Makefile")
 
 
 def test_make_targets_reads_rules_only(tmp_path: Path) -> None:
