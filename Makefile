@@ -13,7 +13,9 @@ CONFIG ?= config/project.toml
 MAX_WORKERS ?= 4
 TRAIN_ARGS ?=
 CONSTRAINTS ?= constraints.txt
-IMAGE ?= flowship:local
+IMAGE ?=
+CONTAINER_ENGINE ?= auto
+BASE_IMAGE ?=
 BRANCH ?=
 PORT ?= 3000
 HOST ?= 127.0.0.1
@@ -28,6 +30,9 @@ DASHBOARD_PORT ?= 8000
 ARGO_OUT ?= build/argo
 PRODUCTION ?=
 SCOPE := $(if $(BRANCH),--branch $(BRANCH)) $(if $(PRODUCTION),--production)
+CONTAINER := $(BIN)/python -m flowship.container --engine $(CONTAINER_ENGINE)
+# `run=<the run the image packages>`: RUN=, else the branch's champion (fails with its message)
+CHAMPION_RUN = run=$(or $(RUN),$$($(BIN)/python -m flowship champion --config $(CONFIG) $(SCOPE) --pathspec-only))
 
 export PATH := $(BIN):$(PATH)
 export USERNAME ?= $(or $(USER),flowship)
@@ -129,8 +134,26 @@ argo: $(STAMP)
 dashboard: $(STAMP)
 	$(BIN)/evidently ui --workspace monitoring/workspace --host 127.0.0.1 --port $(DASHBOARD_PORT)
 
+## Install podman, runc and mmdebstrap (apt-get) when no Docker daemon answers and they are missing
+container-tools: $(STAMP)
+	@missing=$$($(CONTAINER) tools); \
+	 if [ -n "$$missing" ]; then echo "installing $$missing"; \
+	   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+
+## Make the Bento's base image available: present, pulled, else built from Debian packages (BASE_IMAGE=local)
+base-image: container-tools
+	$(CONTAINER) base-image $(if $(filter local,$(BASE_IMAGE)),--local)
+
+## Build the image of the last Bento (CONTAINER_ENGINE=auto|docker|podman; IMAGE=, default <run id>-<git sha>)
+containerize: base-image
+	$(CHAMPION_RUN) && $(CONTAINER) containerize --run "$$run" $(if $(IMAGE),--image $(IMAGE))
+
+## Run the image and prove it: /readyz, /predict = the champion's pipeline, /metadata, 4xx, log, SIGTERM
+smoke-container: container-tools
+	$(CHAMPION_RUN) && $(CONTAINER) smoke --run "$$run" $(if $(IMAGE),--image $(IMAGE))
+
 # ---- CI/CD building blocks (.github/workflows call these; they run locally too where the
-# ---- tool exists: docker for containers, kubectl for deploy, gh for GitHub)
+# ---- tool exists: docker to push, kubectl for deploy, gh for GitHub)
 
 ## Lint the GitHub workflows with actionlint (its PyPI wrapper downloads the binary: CI only)
 actionlint: $(STAMP)
@@ -148,18 +171,6 @@ verdict-summary: $(STAMP)
 ## Print promoted=, run=, image= of the latest TrainFlow run (IMAGE_REPO=ghcr.io/owner/name)
 promoted-outputs: $(STAMP)
 	@$(BIN)/python -m flowship verdict --config $(CONFIG) $(SCOPE) --github-outputs
-
-## Build the container image of the last Bento (needs Docker): make containerize IMAGE=name:tag
-containerize: $(STAMP)
-	$(BIN)/bentoml containerize $$(cat .bento-tag) --image-tag $(IMAGE)
-
-## Run the image, wait for /readyz, send a sample, check /metadata names the champion (Docker)
-smoke-container: $(STAMP)
-	docker run -d --rm --name flowship-smoke -p 127.0.0.1:3000:3000 $(IMAGE)
-	$(BIN)/python -m flowship smoke --config $(CONFIG) --url http://127.0.0.1:3000 \
-	  --expect-run $$($(BIN)/python -m flowship champion --config $(CONFIG) $(SCOPE) --pathspec-only) \
-	  || { docker logs flowship-smoke; docker rm -f flowship-smoke; exit 1; }
-	docker rm -f flowship-smoke
 
 ## Push IMAGE to its registry (REGISTRY_USER / REGISTRY_TOKEN from the environment)
 push:
@@ -224,11 +235,11 @@ constraints: $(STAMP)
 
 ## Remove the venv, the local Metaflow datastore, reports and caches
 clean:
-	rm -rf $(VENV) .metaflow reports logs monitoring .bento-tag .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
+	rm -rf $(VENV) .metaflow reports logs monitoring .bento-tag .image-tag .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 ## Show this help
 help:
 	@awk '/^## /{doc=substr($$0,4); next} /^[a-z][a-z-]*:/{if(doc){split($$0,t,":"); printf "  make %-12s %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
 
-.PHONY: install demo test lint format typecheck train champion history rollback verdict bento serve simulate monitor argo dashboard actionlint changed-model verdict-summary promoted-outputs containerize smoke-container push deploy simulate-day monitor-only monitor-summary monitor-outputs drift-issue canary-report card bench constraints clean help
+.PHONY: install demo test lint format typecheck train champion history rollback verdict bento serve simulate monitor argo dashboard actionlint changed-model verdict-summary promoted-outputs container-tools base-image containerize smoke-container push deploy simulate-day monitor-only monitor-summary monitor-outputs drift-issue canary-report card bench constraints clean help

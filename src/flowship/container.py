@@ -313,7 +313,7 @@ def open_engine(requested: str, build_dir: Path = BUILD_DIR) -> Engine:
     Raises:
         ContainerError: see `choose_engine`.
     """
-    answers = requested != "podman" and docker_answers()
+    answers = requested in {"auto", "docker"} and docker_answers()
     installed = all(shutil.which(tool) for tool in ("podman", "runc"))
     name = choose_engine(requested, answers, installed)
     if name == "docker":
@@ -723,9 +723,9 @@ def _mb(size: int) -> str:
 
 
 def _cmd_tools(args: argparse.Namespace) -> int:
-    answers = args.engine != "podman" and docker_answers()
-    engine: EngineName = "docker" if args.engine == "docker" or answers else "podman"
-    print(" ".join(missing_packages(engine)))
+    answers = args.engine in {"auto", "docker"} and docker_answers()
+    # podman_installed=True: what is missing is the answer here, not an error
+    print(" ".join(missing_packages(choose_engine(args.engine, answers, podman_installed=True))))
     return 0
 
 
