@@ -2,8 +2,8 @@
 
 Docker where a Docker daemon answers (GitHub Actions), podman otherwise. With podman every
 setting lives in the project's own files under `build/podman/` (containers.conf, storage.conf,
-the image store), never in the user's global configuration: runc and cgroupfs, ulimits no
-higher than the machine's hard limits, host networking. Without a registry, `base-image`
+the image store); the user's global configuration is never changed. runc and cgroupfs,
+ulimits no higher than the machine's hard limits, host networking. Without a registry, `base-image`
 builds the Bento's `FROM` image from Debian packages with mmdebstrap.
 
 Usage:
@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,28 +70,25 @@ class Engine:
         env: variables added to the environment of every engine command (podman: the
             project's own configuration files).
         build_options: `--opt` values for `bentoml containerize`.
+        host_network: containers share the host's network (podman: its bridge networking
+            would edit the host's firewall tables); otherwise the port is published.
     """
 
     name: EngineName
     env: Mapping[str, str] = field(default_factory=dict)
     build_options: tuple[str, ...] = ()
+    host_network: bool = False
 
     def run_options(self, port: int) -> list[str]:
         """Networking options for `run`: the service answers on 127.0.0.1:`port` only.
 
-        podman shares the host's network (its bridge would edit the host's firewall tables),
-        so the server itself binds 127.0.0.1; Docker publishes the port on 127.0.0.1.
+        On the host's network the server itself binds 127.0.0.1; otherwise the engine
+        publishes the port on 127.0.0.1.
         """
-        if self.name == "podman":
-            return [
-                "--network",
-                "host",
-                "-e",
-                "BENTOML_HOST=127.0.0.1",
-                "-e",
-                f"BENTOML_PORT={port}",
-            ]
-        return ["-p", f"127.0.0.1:{port}:{port}", "-e", f"BENTOML_PORT={port}"]
+        listen = ["-e", f"BENTOML_PORT={port}"]
+        if self.host_network:
+            return ["--network", "host", "-e", "BENTOML_HOST=127.0.0.1", *listen]
+        return ["-p", f"127.0.0.1:{port}:{port}", *listen]
 
     def run(
         self, *args: str, check: bool = True, timeout: float | None = None
@@ -109,9 +106,9 @@ class Engine:
             timeout=timeout,
         )
         if check and done.returncode != 0:
+            output = " ".join((done.stderr or done.stdout).split())  # one line
             raise ContainerError(
-                f"`{self.name} {shlex.join(args)}` failed ({done.returncode}): "
-                f"{(done.stderr or done.stdout).strip()[-1500:]}"
+                f"`{self.name} {shlex.join(args)}` failed ({done.returncode}): {output[-1500:]}"
             )
         return done
 
@@ -149,8 +146,8 @@ def choose_engine(requested: str, docker_answers: bool, podman_installed: bool) 
     if not podman_installed:
         reason = "CONTAINER_ENGINE=podman" if requested == "podman" else "no Docker daemon answers"
         raise ContainerError(
-            f"{reason} and podman is not installed: `apt-get install podman runc` "
-            "(or `make container-tools`)"
+            f"{reason} and podman is not installed (with runc): "
+            "`make container-tools` or `apt-get install podman runc`"
         )
     return "podman"
 
@@ -166,7 +163,9 @@ def docker_answers() -> bool:
     return done.returncode == 0
 
 
-def missing_packages(engine: EngineName, which: Any = shutil.which) -> list[str]:
+def missing_packages(
+    engine: EngineName, which: Callable[[str], str | None] = shutil.which
+) -> list[str]:
     """The Debian packages the engine's path needs and this machine lacks.
 
     Docker brings its own tools; podman needs runc (crun 1.8 fails on hybrid cgroups) and
@@ -320,7 +319,7 @@ def open_engine(requested: str, build_dir: Path = BUILD_DIR) -> Engine:
         return Engine("docker")
     paths = PodmanPaths((build_dir / "podman").resolve())
     env = write_podman_config(paths, current_hard_limits())
-    return Engine("podman", env=env, build_options=("network=host",))
+    return Engine("podman", env=env, build_options=("network=host",), host_network=True)
 
 
 # ---- the base image -----------------------------------------------------------------------

@@ -133,9 +133,9 @@ def test_write_podman_config(tmp_path: Path) -> None:
 
 
 def test_run_options_listen_on_localhost_only() -> None:
-    """podman shares the host network with the server bound to 127.0.0.1; Docker publishes
-    the port on 127.0.0.1; both tell the server its port."""
-    podman = Engine("podman").run_options(4321)
+    """On the host's network (podman) the server binds 127.0.0.1; otherwise (Docker) the
+    port is published on 127.0.0.1; both tell the server its port."""
+    podman = Engine("podman", host_network=True).run_options(4321)
     assert podman[:2] == ["--network", "host"]
     assert "BENTOML_HOST=127.0.0.1" in podman and "BENTOML_PORT=4321" in podman
     docker = Engine("docker").run_options(4321)
@@ -246,3 +246,27 @@ def test_main_prints_one_line_and_exits_2(capsys: pytest.CaptureFixture[str]) ->
     assert container.main(["--engine", "kubernetes", "base-image"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: CONTAINER_ENGINE must be one of") and err.count("\n") == 1
+
+
+def test_open_engine_podman_uses_the_project_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a Docker daemon, podman gets the project's files, host networking for the
+    build and the run, and nothing outside the build folder."""
+    monkeypatch.setattr(container, "docker_answers", lambda: False)
+    monkeypatch.setattr(container.shutil, "which", lambda name: f"/usr/bin/{name}")
+    engine = container.open_engine("auto", tmp_path / "build")
+    assert engine.name == "podman" and engine.host_network
+    assert engine.build_options == ("network=host",)
+    assert Path(engine.env["CONTAINERS_CONF"]).is_file()
+    assert Path(engine.env["CONTAINERS_STORAGE_CONF"]).is_relative_to(tmp_path / "build")
+
+
+def test_open_engine_docker_needs_no_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where a Docker daemon answers, auto takes it as it is: no files, published ports."""
+    monkeypatch.setattr(container, "docker_answers", lambda: True)
+    engine = container.open_engine("auto", tmp_path / "build")
+    assert engine == Engine("docker")
+    assert not (tmp_path / "build").exists()
