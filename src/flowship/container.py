@@ -116,6 +116,13 @@ class Engine:
         """Whether `image` is in the engine's local store."""
         return self.run("image", "inspect", image, check=False).returncode == 0
 
+    def image_id(self, image: str) -> str | None:
+        """The id of the image tagged `image`, or None when there is none."""
+        done = self.run("image", "inspect", "--format", "{{.Id}}", image, check=False)
+        if done.returncode != 0:
+            return None
+        return done.stdout.strip() or None
+
     def image_size(self, image: str) -> int:
         """The image's size in bytes, as the engine reports it."""
         return int(self.run("image", "inspect", "--format", "{{.Size}}", image).stdout.strip())
@@ -423,9 +430,12 @@ def build_base_image(engine: Engine, name: str, workdir: Path) -> None:
         done = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT)
     if done.returncode != 0:
         raise ContainerError(f"mmdebstrap failed ({done.returncode}); its output is in {log}")
+    previous = engine.image_id(name)
     engine.run(*import_command(engine.name, rootfs, LOCAL_BASE)[1:])
     engine.run("tag", LOCAL_BASE, name)
     rootfs.unlink()
+    if previous is not None and previous != engine.image_id(name):
+        engine.run("image", "rm", previous, check=False)  # the replaced base, unless still used
     size = engine.image_size(name)
     print(f"built {name} ({_mb(size)}) in {time.monotonic() - started:.0f} s")
 
@@ -530,7 +540,6 @@ class SmokeResult:
     ready_s: float
     stop_s: float
     exit_code: int
-    rows: int
     max_difference: float
     log_file: Path
 
@@ -619,8 +628,8 @@ def _wait_for_log(directory: Path, request_id: str, timeout: float = 10.0) -> Pa
 @contextmanager
 def _container(engine: Engine, image: str, name: str, options: Sequence[str]) -> Iterator[str]:
     """Start `image` detached as `name`; on leaving, show its log on failure and remove it."""
-    engine.run("run", "-d", "--name", name, *options, image)
     try:
+        engine.run("run", "-d", "--name", name, *options, image)
         yield name
     except BaseException:
         logs = engine.run("logs", name, check=False)
@@ -629,6 +638,59 @@ def _container(engine: Engine, image: str, name: str, options: Sequence[str]) ->
         raise
     finally:
         engine.run("rm", "-f", name, check=False)
+
+
+BAD_REQUESTS: dict[str, Any] = {
+    "no rows": {"rows": []},
+    "a row without its features": {"rows": [{"no_such_feature": 1}]},
+    "not a list of rows": {"rows": "none"},
+}
+
+
+def _check_answers(
+    url: str, records: list[dict[str, Any]], expected: list[dict[str, float]], run: str
+) -> tuple[str, float]:
+    """/predict, /metadata and bad requests; returns the request id and the largest difference."""
+    import httpx
+
+    with httpx.Client(base_url=url, timeout=30) as client:
+        answer = client.post("/predict", json={"rows": records})
+        if answer.status_code != 200:
+            raise ContainerError(f"/predict answered {answer.status_code}: {answer.text[:500]}")
+        body = answer.json()
+        worst = compare_probabilities(body["predictions"], expected)
+        print(
+            f"POST /predict: {len(records)} rows, probabilities equal the champion pipeline's "
+            f"(largest difference {worst:.1e})"
+        )
+        named = client.get("/metadata").json().get("run")
+        if named != run:
+            raise ContainerError(f"/metadata names run {named}, expected {run}")
+        print(f"GET /metadata names {named}")
+        for what, payload in BAD_REQUESTS.items():
+            status = client.post("/predict", json=payload).status_code
+            if not 400 <= status < 500:
+                raise ContainerError(f"/predict answered {status} to {what}, expected a 4xx")
+        print(f"bad requests ({', '.join(BAD_REQUESTS)}) answered 4xx")
+    return str(body["request_id"]), worst
+
+
+def _stop(engine: Engine, name: str) -> tuple[float, int]:
+    """Send SIGTERM; returns the seconds until the container ended and its exit status."""
+    started = time.monotonic()
+    engine.run("kill", "--signal", "TERM", name)
+    try:
+        waited = engine.run("wait", name, timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise ContainerError(
+            f"{name} did not stop within {STOP_TIMEOUT_S:.0f} s of SIGTERM"
+        ) from None
+    stop_s = time.monotonic() - started
+    exit_code = int(waited.stdout.strip().splitlines()[-1])
+    if exit_code not in {0, 143}:  # 143: ended by the SIGTERM itself
+        raise ContainerError(f"{name} exited with status {exit_code} on SIGTERM")
+    print(f"SIGTERM: stopped in {stop_s:.1f} s, exit status {exit_code}")
+    return stop_s, exit_code
 
 
 def smoke(
@@ -645,15 +707,13 @@ def smoke(
     Raises:
         ContainerError: any of these checks failed (the container's log is printed).
     """
-    import httpx
-
     if not engine.image_exists(image):
         raise ContainerError(
             f"no image {image} in the {engine.name} store: run `make containerize`"
         )
     records, expected = _sample(champion, rows=5)
     shutil.rmtree(log_dir, ignore_errors=True)
-    log_dir.mkdir(parents=True)
+    log_dir.mkdir(parents=True, exist_ok=True)
     log_dir.chmod(0o777)  # the service runs as the image's own user (bentoml, uid 1034)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -664,51 +724,15 @@ def smoke(
         _wait_ready(engine, name, url, ready_timeout)
         ready_s = time.monotonic() - started
         print(f"{name} ({image}) ready on {url} after {ready_s:.1f} s")
-        with httpx.Client(base_url=url, timeout=30) as client:
-            answer = client.post("/predict", json={"rows": records})
-            if answer.status_code != 200:
-                raise ContainerError(f"/predict answered {answer.status_code}: {answer.text[:500]}")
-            body = answer.json()
-            worst = compare_probabilities(body["predictions"], expected)
-            print(
-                f"POST /predict: {len(records)} rows, probabilities equal the champion "
-                f"pipeline's (largest difference {worst:.1e})"
-            )
-            run = client.get("/metadata").json().get("run")
-            if run != champion.pathspec:
-                raise ContainerError(f"/metadata names run {run}, expected {champion.pathspec}")
-            print(f"GET /metadata names {run}")
-            bad_requests = {
-                "no rows": {"rows": []},
-                "a row without its features": {"rows": [{"no_such_feature": 1}]},
-                "not a list of rows": {"rows": "none"},
-            }
-            for what, payload in bad_requests.items():
-                status = client.post("/predict", json=payload).status_code
-                if not 400 <= status < 500:
-                    raise ContainerError(f"/predict answered {status} to {what}, expected a 4xx")
-            print(f"bad requests ({', '.join(bad_requests)}) answered 4xx")
-        log_file = _wait_for_log(log_dir, body["request_id"])
-        print(f"request {body['request_id']} logged in {log_file}")
-        stop_started = time.monotonic()
-        engine.run("kill", "--signal", "TERM", name)
-        try:
-            waited = engine.run("wait", name, timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            raise ContainerError(
-                f"{name} did not stop within {STOP_TIMEOUT_S:.0f} s of SIGTERM"
-            ) from None
-        stop_s = time.monotonic() - stop_started
-        exit_code = int(waited.stdout.strip().splitlines()[-1])
-        if exit_code not in {0, 143}:  # 143: ended by the SIGTERM itself
-            raise ContainerError(f"{name} exited with status {exit_code} on SIGTERM")
-        print(f"SIGTERM: stopped in {stop_s:.1f} s, exit status {exit_code}")
+        request_id, worst = _check_answers(url, records, expected, champion.pathspec)
+        log_file = _wait_for_log(log_dir, request_id)
+        print(f"request {request_id} logged in {log_file}")
+        stop_s, exit_code = _stop(engine, name)
     return SmokeResult(
         image_bytes=engine.image_size(image),
         ready_s=ready_s,
         stop_s=stop_s,
         exit_code=exit_code,
-        rows=len(records),
         max_difference=worst,
         log_file=log_file,
     )
@@ -736,9 +760,10 @@ def _cmd_base_image(args: argparse.Namespace) -> int:
 
 
 def _cmd_containerize(args: argparse.Namespace) -> int:
+    run_id = run_id_of(args.run)
     engine = open_engine(args.engine)
     bento = args.bento or read_tag(Path(args.tag_file), "Bento", "bento")
-    image = args.image or image_name(args.repo, run_id_of(args.run), current_sha())
+    image = args.image or image_name(args.repo, run_id, current_sha())
     base = base_image_of(Path(args.bentofile))
     if not engine.image_exists(base):
         raise ContainerError(
@@ -754,6 +779,7 @@ def _cmd_containerize(args: argparse.Namespace) -> int:
 def _cmd_smoke(args: argparse.Namespace) -> int:
     from flowship.registry import load_champion
 
+    run_id_of(args.run)  # a clear message for a malformed pathspec, before Metaflow's
     engine = open_engine(args.engine)
     image = args.image or read_tag(Path(args.image_file), "image", "containerize")
     champion = load_champion(args.run)
