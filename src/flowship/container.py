@@ -50,6 +50,9 @@ DPKG_PATHS = (
     "exclude=/usr/share/doc/*",
     "include=/usr/share/doc/*/copyright",
 )
+# File times of the base's root file system (Debian 12.0's release day): with them fixed,
+# mmdebstrap writes a bit-identical rootfs.tar for the same packages (checked: two builds).
+BASE_EPOCH = 1686355200
 IMAGE_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # podman 4.3 sets its own RLIMIT_NPROC (soft and hard) to this before it starts a container.
 PODMAN_NPROC = 32768
@@ -397,6 +400,11 @@ def import_command(engine: EngineName, rootfs: Path, name: str) -> list[str]:
     ]
 
 
+def mmdebstrap_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment for mmdebstrap: `SOURCE_DATE_EPOCH` as given, else `BASE_EPOCH`."""
+    return {**environ, "SOURCE_DATE_EPOCH": environ.get("SOURCE_DATE_EPOCH") or str(BASE_EPOCH)}
+
+
 def host_ca_bundle() -> Path:
     """The CA bundle this machine trusts (`SSL_CERT_FILE`, else Debian's bundle).
 
@@ -411,6 +419,8 @@ def host_ca_bundle() -> Path:
 
 def build_base_image(engine: Engine, name: str, workdir: Path) -> None:
     """Build the Python 3.11 base from Debian packages and tag it `name` (no registry needed).
+
+    The same packages give the same root file system, byte for byte (`mmdebstrap_env`).
 
     Raises:
         ContainerError: mmdebstrap is missing or failed, or the import failed.
@@ -427,7 +437,8 @@ def build_base_image(engine: Engine, name: str, workdir: Path) -> None:
     started = time.monotonic()
     log = workdir / "mmdebstrap.log"
     with log.open("w") as out:
-        done = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT)
+        env = mmdebstrap_env(os.environ)
+        done = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     if done.returncode != 0:
         raise ContainerError(f"mmdebstrap failed ({done.returncode}); its output is in {log}")
     previous = engine.image_id(name)

@@ -24,6 +24,7 @@ from flowship.container import (
     import_command,
     missing_packages,
     mmdebstrap_command,
+    mmdebstrap_env,
     read_tag,
     render_containers_conf,
     render_storage_conf,
@@ -158,6 +159,15 @@ def test_mmdebstrap_command(tmp_path: Path) -> None:
     assert 'rm -f "$1"/usr/lib/python3*/EXTERNALLY-MANAGED' in hooks
     assert f"cp '{bundle}' \"$1\"/etc/ssl/certs/ca-certificates.crt" in hooks
     assert "--dpkgopt=path-include=/usr/share/doc/*/copyright" in cmd
+
+
+def test_mmdebstrap_env_fixes_file_times() -> None:
+    """File times are fixed (a reproducible root file system) unless the caller fixes them."""
+    assert mmdebstrap_env({"PATH": "/bin"}) == {
+        "PATH": "/bin",
+        "SOURCE_DATE_EPOCH": str(container.BASE_EPOCH),
+    }
+    assert mmdebstrap_env({"SOURCE_DATE_EPOCH": "1"})["SOURCE_DATE_EPOCH"] == "1"
 
 
 def test_import_command(tmp_path: Path) -> None:
