@@ -121,7 +121,8 @@ def test_dockerfile_installs_no_system_packages(
     from bentoml._internal.bento.build_config import BentoBuildConfig
     from bentoml._internal.container.generate import generate_containerfile
 
-    config = BentoBuildConfig.from_yaml((REPO / "bentofile.yaml").open()).with_defaults()
+    with (REPO / "bentofile.yaml").open() as stream:
+        config = BentoBuildConfig.from_yaml(stream).with_defaults()
     monkeypatch.chdir(SRC)  # `bentoml build` runs in its context, where the template is
     assert bentofile["docker"]["dockerfile_template"] in bentofile["include"]
     # None: the classic (v1) layout, whose Dockerfile adds no system packages
