@@ -13,7 +13,9 @@ STAMP := $(VENV)/.installed
 # config's value), e.g. `make serve PORT=3001` or `make train MAX_WORKERS=2`.
 CONFIG ?= config/project.toml
 CONSTRAINTS ?= constraints.txt
-IMAGE ?= flowship:local
+IMAGE ?=
+CONTAINER_ENGINE ?= auto
+BASE_IMAGE ?=
 BRANCH ?=
 PRODUCTION ?=
 MAX_WORKERS ?=
@@ -31,6 +33,9 @@ DASHBOARD_PORT ?= 8000
 ARGO_OUT ?= build/argo
 SCOPE := $(if $(BRANCH),--branch $(BRANCH)) $(if $(PRODUCTION),--production)
 FLOWSHIP := $(BIN)/python -m flowship
+CONTAINER := $(BIN)/python -m flowship.container --engine $(CONTAINER_ENGINE)
+# `run=<the run the image packages>`: RUN=, else the branch's champion (fails with its message)
+CHAMPION_RUN = run=$(or $(RUN),$$($(FLOWSHIP) champion --config $(CONFIG) $(SCOPE) --pathspec-only))
 
 export PATH := $(BIN):$(PATH)
 export USERNAME ?= $(or $(USER),flowship)
@@ -120,17 +125,23 @@ argo: $(STAMP)
 dashboard: $(STAMP)
 	$(BIN)/evidently ui --workspace monitoring/workspace --host 127.0.0.1 --port $(DASHBOARD_PORT)
 
-## Build the container image of the last Bento (needs Docker): make containerize IMAGE=name:tag
-containerize: $(STAMP)
-	$(BIN)/bentoml containerize $$(cat .bento-tag) --image-tag $(IMAGE)
+## Install podman, runc and mmdebstrap (apt-get) when no Docker daemon answers and they are missing
+container-tools: $(STAMP)
+	@missing=$$($(CONTAINER) tools); \
+	 if [ -n "$$missing" ]; then echo "installing $$missing"; \
+	   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
-## Run the image, wait for /readyz, send a sample, check /metadata names the champion (Docker)
-smoke-container: $(STAMP)
-	docker run -d --rm --name flowship-smoke -p 127.0.0.1:3000:3000 $(IMAGE)
-	$(FLOWSHIP) smoke --config $(CONFIG) --url http://127.0.0.1:3000 \
-	  --expect-run $$($(FLOWSHIP) champion --config $(CONFIG) $(SCOPE) --pathspec-only) \
-	  || { docker logs flowship-smoke; docker rm -f flowship-smoke; exit 1; }
-	docker rm -f flowship-smoke
+## Make the Bento's base image available: present, pulled, else built from Debian packages (BASE_IMAGE=local)
+base-image: container-tools
+	$(CONTAINER) base-image $(if $(filter local,$(BASE_IMAGE)),--local)
+
+## Build the image of the last Bento (CONTAINER_ENGINE=auto|docker|podman; IMAGE=, default <run id>-<git sha>)
+containerize: base-image
+	$(CHAMPION_RUN) && $(CONTAINER) containerize --run "$$run" $(if $(IMAGE),--image $(IMAGE))
+
+## Run the image and prove it: /readyz, /predict = the champion's pipeline, /metadata, 4xx, log, SIGTERM
+smoke-container: container-tools
+	$(CHAMPION_RUN) && $(CONTAINER) smoke --run "$$run" $(if $(IMAGE),--image $(IMAGE))
 
 ## Write the latest TrainFlow cards to reports/evaluate_card.html and reports/gate_card.html
 card: $(STAMP)
@@ -154,7 +165,7 @@ constraints: $(STAMP)
 
 ## Remove the venv, the local Metaflow datastore, reports and caches
 clean:
-	rm -rf $(VENV) .metaflow reports logs monitoring .bento-tag .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
+	rm -rf $(VENV) .metaflow .ci-state reports logs monitoring .bento-tag .image-tag .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # CI-only glue (.github/workflows call these): changed-model, summaries, drift-issue, state, ...
@@ -164,4 +175,4 @@ include ci.mk
 help:
 	@awk '/^## /{doc=substr($$0,4); next} /^[a-z][a-z-]*:/{if(doc){split($$0,t,":"); printf "  make %-12s %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
 
-.PHONY: install demo test lint format typecheck train champion history rollback verdict bento serve simulate monitor argo dashboard containerize smoke-container card bench constraints clean help
+.PHONY: install demo test lint format typecheck train champion history rollback verdict bento serve simulate monitor argo dashboard container-tools base-image containerize smoke-container card bench constraints clean help

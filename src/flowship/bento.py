@@ -119,7 +119,8 @@ def build_bento(spec: dict[str, Any], repo: Path, workdir: Path) -> str:
     (workdir / "bentofile.yaml").write_text(yaml.safe_dump(bentofile, sort_keys=False))
     bentoml = Path(sys.executable).with_name("bentoml")
     cmd = [str(bentoml), "build", "-f", str(workdir / "bentofile.yaml"), "-o", "tag", str(src)]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    # cwd = the build context: BentoML resolves docker.dockerfile_template only inside the cwd
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
     if done.returncode != 0:
         raise ServingError(f"bentoml build failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     return done.stdout.strip().splitlines()[-1].removeprefix("__tag__:")

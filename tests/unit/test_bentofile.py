@@ -109,4 +109,27 @@ def test_included_modules_bring_their_imports(bentofile: dict[str, Any]) -> None
 def test_service_and_python_version(bentofile: dict[str, Any]) -> None:
     """The Bento serves the Flowship class on the Python the pins were resolved for."""
     assert bentofile["service"] == "flowship.service:Flowship"
-    assert bentofile["docker"]["python_version"] == "3.11"
+    assert bentofile["docker"]["base_image"] == "python:3.11-slim"
+
+
+def test_dockerfile_installs_no_system_packages(
+    bentofile: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BentoML renders the Bento's Dockerfile from the base image with no apt-get layer
+    (build-essential, git, gnupg2 were 588 MB), and installs the pinned packages."""
+    from _bentoml_sdk.images import populate_image_from_build_config
+    from bentoml._internal.bento.build_config import BentoBuildConfig
+    from bentoml._internal.container.generate import generate_containerfile
+
+    with (REPO / "bentofile.yaml").open() as stream:
+        config = BentoBuildConfig.from_yaml(stream).with_defaults()
+    monkeypatch.chdir(SRC)  # `bentoml build` runs in its context, where the template is
+    assert bentofile["docker"]["dockerfile_template"] in bentofile["include"]
+    # None: the classic (v1) layout, whose Dockerfile adds no system packages
+    assert populate_image_from_build_config(None, config, str(SRC)) is None
+    dockerfile = generate_containerfile(
+        config.docker, str(SRC), conda=config.conda, bento_fs=tmp_path
+    )
+    assert "FROM python:3.11-slim " in dockerfile
+    assert "apt-get" not in dockerfile and "build-essential" not in dockerfile
+    assert "env/python/install.sh" in dockerfile
