@@ -112,11 +112,15 @@ class TrainFlow(FlowSpec):
         """Read the table, choose the task, check the table and the candidates against the
         config, fingerprint it, check its quality."""
         s = self.settings
-        extra = (
-            labelled_production_rows(s.serving.prediction_log_dir, s.monitor.feedback_dir, s.data)
-            if self.with_feedback
-            else None
-        )
+        extra = None
+        if self.with_feedback:
+            champion = load_champion(self.champion_before)
+            extra = labelled_production_rows(
+                s.serving.prediction_log_dir,
+                s.monitor.feedback_dir,
+                s.data,
+                champion.schema if champion else None,
+            )
         self.feedback_rows = 0 if extra is None else len(extra)
         loaded = load_training_data(s.data, s.gate.max_missing_share, extra=extra)
         self.data, self.schema, self.data_fingerprint = (
@@ -137,7 +141,11 @@ class TrainFlow(FlowSpec):
         """Seeded split into training part and holdout (stratified when classifying)."""
         data = self.settings.data
         self.train_data, self.holdout = split_dataset(
-            self.data, self.schema, data.test_size, data.split_seed
+            self.data,
+            self.schema,
+            data.test_size,
+            data.split_seed,
+            self.settings.training.validation_size,
         )
         self.data = None  # the load step keeps the full table; later steps carry the two parts
         self.next(self.train, foreach="candidates")
@@ -192,6 +200,7 @@ class TrainFlow(FlowSpec):
             self.settings.gate,
             self.settings.training.metric,
             champion=load_champion(self.champion_before),
+            guard_with_champion_holdout=self.with_feedback,
         )
         self.next(self.gate)
 

@@ -16,7 +16,7 @@ from metaflow import Run
 from flowship.config import ServingSettings
 from flowship.errors import RegistryError, ServingError
 from flowship.estimators import distribution_of
-from flowship.runs import run_data
+from flowship.runs import model_artifacts
 
 SPEC_FILE = "flowship/bento_model.json"  # written into the Bento beside the service
 
@@ -34,7 +34,7 @@ def export_model(run: Run, model_name: str) -> tuple[str, dict[str, Any]]:
     """
     import bentoml
 
-    data = run_data(run)
+    data = model_artifacts(run)
     verdict = getattr(data, "verdict", None)
     if verdict is None or not (verdict.passed or verdict.decision == "override"):
         raise RegistryError(

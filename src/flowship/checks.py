@@ -44,6 +44,7 @@ DRIFT_COLUMN = "drift.column"
 DRIFT_VS_CHAMPION = "drift.vs_champion"
 MODEL_METRIC = "model.metric"
 CHAMPION_METRIC = "champion.metric"
+CHAMPION_OWN_HOLDOUT = "champion.own_holdout"
 # Production checks (MonitorFlow); drift and model quality reuse the specs above
 PRODUCTION_MISSING = "production.missing_share"
 PRODUCTION_NEW_CATEGORIES = "production.new_categories"
@@ -108,6 +109,14 @@ CHECKS: tuple[CheckSpec, ...] = (
         "{metric} vs champion",
         True,
         "the challenger's metric vs the champion's on the same holdout, within max_regression",
+    ),
+    CheckSpec(
+        CHAMPION_OWN_HOLDOUT,
+        "champion",
+        "{metric} vs champion on its own holdout",
+        True,
+        "in a retraining with feedback: the challenger's metric on the champion's original "
+        "holdout (rows no feedback label can poison), within max_regression",
     ),
     CheckSpec(
         PRODUCTION_MISSING,

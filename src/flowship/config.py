@@ -159,7 +159,10 @@ class ServingSettings(_Section):
     log_predictions: bool = True
     prediction_log_dir: str = "logs/predictions"
     log_rotate_mb: float = Field(default=64.0, gt=0)
+    log_retain_mb: float = Field(default=4096.0, gt=0)  # oldest log files deleted past this
     timeout_s: int = Field(default=30, ge=1)
+    max_body_mb: float = Field(default=8.0, gt=0)  # larger request bodies: 413
+    max_string_length: int = Field(default=1000, ge=1)  # longer text values: 400
 
 
 class MonitorSettings(_Section):
@@ -176,6 +179,8 @@ class MonitorSettings(_Section):
     sample_rows: int = Field(default=50_000, ge=1000)
     sample_seed: int = 0
     workspace: str = "monitoring/workspace"
+    max_bad_log_share: float = Field(default=0.01, ge=0.0, le=1.0)  # unreadable log lines
+    max_window_rows: int = Field(default=2_000_000, ge=1)  # the most log rows read (memory)
 
 
 class DemoSettings(_Section):

@@ -190,6 +190,7 @@ def validate_dataset(
                 f"numeric feature '{column}' has {len(bad)} non-numeric value(s), e.g. {examples}; "
                 "clean the source or move the column to [data] categorical_features"
             )
+        _require_finite(column, converted, downcast)
         out[column] = converted.astype(numeric_dtype)
     for column in schema.categorical:
         out[column] = _string_categories(out[column])
@@ -210,6 +211,32 @@ def validate_dataset(
 def _values(values: pd.Series) -> pd.Series:
     """A regression target as float64 (missing stays missing)."""
     return pd.to_numeric(values, errors="coerce").astype("float64")
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _require_finite(column: str, values: pd.Series, downcast: bool) -> None:
+    """Refuse infinite numbers, and numbers float32 cannot hold when downcasting.
+
+    Raises:
+        DataValidationError: naming the column, the count, an example and the fix.
+    """
+    as_float = values.astype("float64")
+    infinite = np.isinf(as_float)
+    if infinite.any():
+        raise DataValidationError(
+            f"numeric feature '{column}' has {int(infinite.sum())} infinite value(s); replace "
+            "them in the source (with an empty value for missing, or a real number)"
+        )
+    if downcast:
+        huge = as_float.abs() > _FLOAT32_MAX
+        if huge.any():
+            raise DataValidationError(
+                f"numeric feature '{column}' has {int(huge.sum())} value(s) too large for "
+                f"float32 (e.g. {as_float[huge].iloc[0]:.3g}); set [data] downcast = false to "
+                "keep float64, or rescale the column"
+            )
 
 
 def _label_series(values: pd.Series) -> pd.Series:
@@ -273,6 +300,7 @@ def load_training_data(
         )
         if settings.id_column:
             frame = frame.drop_duplicates(settings.id_column, keep="last").reset_index(drop=True)
+    _require_columns(frame, settings)  # a file of other columns: name them, not "no rows"
     if frame.empty:
         raise DataValidationError(f"[data] source {settings.source!r} has no rows")
     frame, dropped = _drop_unusable_targets(frame, settings.target, max_missing_share)
@@ -308,12 +336,32 @@ def _wanted_columns(settings: DataSettings) -> list[str] | None:
 
 
 def split_dataset(
-    frame: pd.DataFrame, schema: Schema, test_size: float, seed: int
+    frame: pd.DataFrame,
+    schema: Schema,
+    test_size: float,
+    seed: int,
+    validation_size: float | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A seeded split into (train, holdout): stratified by class when classifying.
+    """A seeded split into (train, holdout): stratified by class when classifying. With
+    `validation_size`, the training part is checked to split again for ranking candidates.
 
     Raises:
-        DataValidationError: a class is too rare to appear on both sides.
+        DataValidationError: a class is too rare to appear in the holdout, the training part
+            and its validation split.
     """
     train, holdout = schema.kind.split(frame, schema.target, test_size, seed)
+    try:
+        if validation_size is not None:
+            schema.kind.split(train, schema.target, validation_size, seed)
+    except DataValidationError:
+        if not schema.kind.classifies:
+            raise
+        counts = frame[schema.target].value_counts()
+        rare = counts[counts == counts.min()]
+        raise DataValidationError(
+            f"class(es) {[native_label(c) for c in rare.index]} of '{schema.target}' have only "
+            f"{int(rare.iloc[0])} row(s) in {len(frame)}: too few to appear in the holdout, the "
+            "training part and its validation split (test_size and validation_size); add rows "
+            "of that class, merge it with another, or drop it"
+        ) from None
     return train.reset_index(drop=True), holdout.reset_index(drop=True)

@@ -39,3 +39,7 @@ class ServingError(FlowshipError, RuntimeError):
 
 class ScaleError(FlowshipError, RuntimeError):
     """Scaling out cannot proceed; the message says what is missing and how to fix it."""
+
+
+class FlowError(FlowshipError, RuntimeError):
+    """A flow run failed; the message is the user error it failed on, or says where to look."""

@@ -17,7 +17,7 @@ from flowship.checks import CheckResult, QualityReport, all_checks, drifted_colu
 from flowship.config import DataSettings, MonitorSettings
 from flowship.data import validate_dataset
 from flowship.errors import MonitorError
-from flowship.predict import LOG_COLUMNS, read_prediction_log
+from flowship.predict import LOG_COLUMNS, read_prediction_log, scan_prediction_log
 from flowship.schema import PROBA_PREFIX, Schema
 from flowship.sources import read_source
 
@@ -43,15 +43,36 @@ class Window:
         }
 
 
-def read_feedback(directory: str | Path, target: str) -> pd.DataFrame:
+@dataclass(frozen=True)
+class Feedback:
+    """Delayed labels that can be trusted, and what was kept out and why."""
+
+    frame: pd.DataFrame  # request_id, row, <target>: one usable label per prediction
+    notes: list[str] = field(default_factory=list)
+
+
+def read_feedback(directory: str | Path, target: str, schema: Schema | None = None) -> Feedback:
     """Delayed labels: CSV files with `request_id`, `row` and the target column.
 
+    Labels are kept out, and said so in the notes, when the same request and row are labelled
+    differently (in one file or across files), or (with the champion's `schema`) when a label
+    is not one of its classes (or not a number, for regression). Empty files are skipped.
+
     Raises:
-        MonitorError: a file lacks those columns.
+        MonitorError: a file lacks those columns, or is not readable text (naming the file).
     """
-    frames = []
+    frames, notes = [], []
     for path in sorted(Path(directory).glob("*.csv")):
-        frame = pd.read_csv(path, dtype={"request_id": str})
+        try:
+            frame = pd.read_csv(path, dtype={"request_id": str})
+        except pd.errors.EmptyDataError:
+            notes.append(f"feedback file {path.name} is empty: skipped")
+            continue
+        except (UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise MonitorError(
+                f"feedback file {path} is not a readable UTF-8 CSV ({exc}); write it as UTF-8 "
+                "text with the columns request_id,row,<target>, or remove it"
+            ) from None
         missing = {"request_id", "row", target} - set(frame.columns)
         if missing:
             raise MonitorError(
@@ -60,8 +81,34 @@ def read_feedback(directory: str | Path, target: str) -> pd.DataFrame:
             )
         frames.append(frame[["request_id", "row", target]])
     if not frames:
-        return pd.DataFrame(columns=["request_id", "row", target])
-    return pd.concat(frames, ignore_index=True).drop_duplicates(["request_id", "row"], keep="last")
+        return Feedback(pd.DataFrame(columns=["request_id", "row", target]), notes)
+    labels = pd.concat(frames, ignore_index=True).dropna(subset=[target])
+    if schema is not None:
+        parsed = schema.kind.labels_from(labels[target], schema)
+        invalid = parsed.isna()
+        if invalid.any():
+            examples = ", ".join(repr(v) for v in labels.loc[invalid, target].unique()[:3])
+            notes.append(
+                f"{int(invalid.sum())} feedback label(s) are not "
+                + (
+                    f"classes of the champion {schema.classes}"
+                    if schema.kind.classifies
+                    else "numbers"
+                )
+                + f" (e.g. {examples}): kept out of the checks and the retraining"
+            )
+        labels = labels.assign(**{target: parsed})[~invalid]
+    key = ["request_id", "row"]
+    labels = labels.drop_duplicates([*key, target])
+    conflicting = labels.duplicated(key, keep=False)
+    if conflicting.any():
+        count = int(labels.loc[conflicting, key].drop_duplicates().shape[0])
+        notes.append(
+            f"{count} prediction(s) have contradicting feedback labels (the same request_id and "
+            "row labelled differently): kept out of the checks and the retraining"
+        )
+        labels = labels[~conflicting]
+    return Feedback(labels.reset_index(drop=True), notes)
 
 
 def load_window(
@@ -92,7 +139,22 @@ def load_window(
 
     if since is None and monitor.window_hours:
         since = datetime.now(UTC) - timedelta(hours=monitor.window_hours)
-    log = read_prediction_log(log_dir, since=since)
+    scan = scan_prediction_log(log_dir, since=since, max_rows=monitor.max_window_rows)
+    if scan.skipped:
+        shown = "; ".join(scan.skipped[:5]) + (" ..." if len(scan.skipped) > 5 else "")
+        if scan.skipped_share > monitor.max_bad_log_share:
+            raise MonitorError(
+                f"{len(scan.skipped)} of {scan.lines} lines of the prediction log in {log_dir} "
+                f"cannot be read ({scan.skipped_share:.1%}, more than [monitor] "
+                f"max_bad_log_share = {monitor.max_bad_log_share:.1%}): {shown}"
+            )
+        notes.append(f"skipped {len(scan.skipped)} unreadable log line(s): {shown}")
+    if len(scan.frame) == monitor.max_window_rows:
+        notes.append(
+            f"the log holds more rows: the newest {monitor.max_window_rows:,} were read "
+            "([monitor] max_window_rows)"
+        )
+    log = scan.frame
     if log.empty:
         raise MonitorError(
             f"no predictions logged in {log_dir}"
@@ -111,7 +173,9 @@ def load_window(
         log = log[log["run"] == champion_run]
     if monitor.window_rows:
         log = log.tail(monitor.window_rows)
-    feedback = read_feedback(monitor.feedback_dir, schema.target)
+    labels = read_feedback(monitor.feedback_dir, schema.target, schema)
+    notes += labels.notes
+    feedback = labels.frame
     frame = log.merge(feedback, on=["request_id", "row"], how="left")
     known = set(zip(log["request_id"], log["row"], strict=True))
     unknown = sum(
@@ -243,10 +307,14 @@ def _num(value: float | None) -> str:
 
 
 def labelled_production_rows(
-    log_dir: str | Path, feedback_dir: str | Path, data: DataSettings
+    log_dir: str | Path,
+    feedback_dir: str | Path,
+    data: DataSettings,
+    schema: Schema | None = None,
 ) -> pd.DataFrame:
-    """Logged production rows that have a delayed label, in the training table's columns
-    (for retraining: the data source plus these, deduplicated by id).
+    """Logged production rows that have a trusted delayed label (see `read_feedback`; with
+    the champion's `schema`, labels outside its classes are kept out), in the training
+    table's columns (for retraining: the data source plus these, deduplicated by id).
 
     Raises:
         MonitorError: the logged rows lack a configured column.
@@ -259,7 +327,7 @@ def labelled_production_rows(
     columns = [c for c in [data.id_column, *features, data.target] if c]
     if log.empty:
         return pd.DataFrame(columns=columns)
-    feedback = read_feedback(feedback_dir, data.target)
+    feedback = read_feedback(feedback_dir, data.target, schema).frame
     joined = log.merge(feedback, on=["request_id", "row"], how="inner")
     missing = [c for c in columns if c not in joined]
     if missing:

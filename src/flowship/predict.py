@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import math
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,20 +18,23 @@ from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, Strict, create_model
+from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, create_model
 
 from flowship.features import MISSING
-from flowship.schema import Schema, proba_column
+from flowship.schema import PROBA_PREFIX, Schema, proba_column
 
 Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+_log = logging.getLogger("flowship.predict")
 
 
-def row_model(schema: Schema) -> type[BaseModel]:
+def row_model(schema: Schema, max_string_length: int) -> type[BaseModel]:
     """A pydantic model of one input record: every feature required, `null` for missing.
 
-    Numbers must be JSON numbers (finite); categories are strings, and categories never seen
-    in training are accepted (the model ignores them). The id column, if any, is optional.
+    Numbers must be JSON numbers (finite); categories are strings of at most
+    `max_string_length` characters, and categories never seen in training are accepted (the
+    model ignores them). The id column, if any, is optional.
     """
+    text = Annotated[str, Strict(), StringConstraints(max_length=max_string_length)]
     fields: dict[str, Any] = {}
     for column in schema.numeric:
         low, high = schema.numeric_ranges.get(column, (0.0, 0.0))
@@ -39,11 +45,11 @@ def row_model(schema: Schema) -> type[BaseModel]:
     for column in schema.categorical:
         known = schema.categories.get(column, [])
         fields[column] = (
-            Annotated[str, Strict()] | None,
+            text | None,
             Field(..., description=f"category; seen in training: {', '.join(known[:20])}"),
         )
     if schema.id_column:
-        fields[schema.id_column] = (str | int | None, Field(None, description="optional row id"))
+        fields[schema.id_column] = (text | int | None, Field(None, description="optional row id"))
     return create_model("Row", __config__=ConfigDict(extra="forbid"), **fields)
 
 
@@ -215,19 +221,33 @@ def unknown_categories(schema: Schema, rows: Sequence[dict[str, Any]]) -> dict[s
 
 class PredictionLog:
     """Append-only JSON lines, one line per request (its rows and their predictions), rotated
-    by size.
+    by size, the oldest files deleted past `retain_mb` in all.
 
     Each worker process writes its own files (`predictions-<UTC start>-<pid>.jsonl`), so lines
     never interleave; files are flushed after every batch so readers see whole requests.
+
+    A log that cannot be written (a folder that is not writable, a full disk) never fails a
+    request: `write` returns False, `lost_rows` counts the rows not logged, one warning is
+    logged per minute, and the next write tries again.
     """
 
-    def __init__(self, directory: str | Path, model_version: str, rotate_mb: float, run: str = ""):
+    def __init__(
+        self,
+        directory: str | Path,
+        model_version: str,
+        rotate_mb: float,
+        run: str = "",
+        retain_mb: float | None = None,
+    ):
         self.directory = Path(directory)
         self.model_version = model_version
         self.run = run
         self.rotate_bytes = int(rotate_mb * 1024 * 1024)
+        self.retain_bytes = None if retain_mb is None else int(retain_mb * 1024 * 1024)
+        self.lost_rows = 0
         self._file: Any = None
         self._size = 0
+        self._warned = -math.inf
 
     def _open(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -235,6 +255,24 @@ class PredictionLog:
         path = self.directory / f"predictions-{stamp}-{os.getpid()}.jsonl"
         self._file = path.open("a", encoding="utf-8")
         self._size = 0
+        self._enforce_retention(path)
+
+    def _enforce_retention(self, keep: Path) -> None:
+        """Delete the oldest log files while all of them together exceed `retain_bytes`;
+        files written in the last minute (another worker's current file) are kept."""
+        if self.retain_bytes is None:
+            return
+        files = sorted(self.directory.glob("predictions-*.jsonl"))
+        sizes = {f: f.stat().st_size for f in files}
+        total = sum(sizes.values())
+        now = time.time()
+        for old in files:
+            if total <= self.retain_bytes:
+                break
+            if old == keep or now - old.stat().st_mtime < 60:
+                continue
+            old.unlink(missing_ok=True)
+            total -= sizes[old]
 
     def write(
         self,
@@ -242,8 +280,10 @@ class PredictionLog:
         rows: Sequence[dict[str, Any]],
         predictions: Predictions,
         when: float | None = None,
-    ) -> None:
-        """Log one request: when, its id, the model version, its rows and their predictions."""
+        **fields: Any,
+    ) -> bool:
+        """Log one request: when, its id, the model version, its rows and their predictions
+        (and any `fields`, e.g. the caller's key id); False when it could not be written."""
         stamp = time.time() if when is None else when
         ts = datetime.fromtimestamp(stamp, UTC).isoformat(timespec="milliseconds")
         line = json.dumps(
@@ -256,68 +296,183 @@ class PredictionLog:
                 "rows": list(rows),
                 "predictions": predictions.labels,
                 "probabilities": predictions.probabilities,
+                **fields,
             },
             separators=(",", ":"),
         )
-        if self._file is None or self._size >= self.rotate_bytes:
-            self.close()
-            self._open()
-        self._file.write(line + "\n")
+        try:
+            if self._file is None or self._size >= self.rotate_bytes:
+                self.close()
+                self._open()
+            self._file.write(line + "\n")
+        except OSError as exc:
+            self._lost(len(rows), exc)
+            return False
         self._size += len(line) + 1
+        return True
+
+    def _lost(self, rows: int, exc: OSError) -> None:
+        self.lost_rows += rows
+        self._file = None  # try to open a new file next time
+        if time.monotonic() - self._warned > 60:
+            self._warned = time.monotonic()
+            _log.error(
+                "prediction log %s is not writable (%s): answers go on, but %d rows were not "
+                "logged so far and the monitor will not see them; fix the folder "
+                "([serving] prediction_log_dir / FLOWSHIP_PREDICTION_LOG_DIR)",
+                self.directory,
+                exc,
+                self.lost_rows,
+            )
 
     def flush(self) -> None:
         if self._file is not None:
-            self._file.flush()
+            try:
+                self._file.flush()
+            except OSError as exc:
+                self._lost(0, exc)
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError as exc:
+                self._lost(0, exc)
             self._file = None
 
 
 LOG_COLUMNS = ["ts", "request_id", "row", "model_version", "run", "prediction"]
 
 
-def read_prediction_log(directory: str | Path, since: datetime | None = None) -> pd.DataFrame:
-    """Every logged row under `directory`, oldest first: ts, request_id, row (index within its
-    request), model_version, run, prediction, one `proba_<class>` column per class and one
-    column per feature. A `since` without a timezone is taken as UTC."""
-    rows: list[dict[str, Any]] = []
-    meta: dict[str, list[Any]] = {k: [] for k in LOG_COLUMNS if k != "prediction"}
-    predictions: list[Any] = []
-    probabilities: list[list[float]] = []
-    classes: list[str] = []
+@dataclass(frozen=True)
+class LogScan:
+    """The rows read from a prediction log, and the lines that could not be read."""
+
+    frame: pd.DataFrame
+    lines: int  # lines read (blank ones not counted)
+    skipped: list[str]  # "<file>:<line>: <why>", one per unreadable line
+
+    @property
+    def skipped_share(self) -> float:
+        return len(self.skipped) / self.lines if self.lines else 0.0
+
+
+def scan_prediction_log(
+    directory: str | Path, since: datetime | None = None, max_rows: int | None = None
+) -> LogScan:
+    """Every logged row under `directory` (since `since`; the newest `max_rows` at most, so
+    memory stays bounded), oldest first, with the lines that could not be read.
+
+    A line is skipped, and named, when it is not JSON (a truncated last line of a killed
+    worker, garbage), lacks a field, or its rows, predictions and probabilities do not match.
+    Files last written before `since` are not opened at all.
+    """
+    since_utc = _utc(since)
+    since_text = None if since_utc is None else since_utc.isoformat(timespec="milliseconds")
+    kept: deque[dict[str, Any]] = deque(maxlen=max_rows)
+    skipped: list[str] = []
+    shape: dict[str, Any] = {}  # a record left out by `since`: the columns of an empty window
+    lines = 0
     for path in sorted(Path(directory).glob("predictions-*.jsonl")):
-        with path.open(encoding="utf-8") as handle:
-            for line in handle:
+        if since_utc is not None and path.stat().st_mtime < since_utc.timestamp():
+            shape = shape or _first_record(path)  # only for the columns of an empty window
+            continue
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            for number, line in enumerate(handle, 1):
                 if not line.strip():
                     continue
-                record = json.loads(line)
-                n = len(record["rows"])
-                rows.extend(record["rows"])
-                for key in ("ts", "request_id", "model_version"):
-                    meta[key].extend([record[key]] * n)
-                meta["run"].extend([record.get("run", "")] * n)
-                meta["row"].extend(range(n))
-                predictions.extend(record["predictions"])
-                probabilities.extend(record["probabilities"])
-                classes = record["classes"]
-    if not rows:
-        return pd.DataFrame(columns=LOG_COLUMNS)
-    out = pd.DataFrame(meta)
-    out["prediction"] = predictions
+                lines += 1
+                try:
+                    records = _records(json.loads(line))
+                except (ValueError, KeyError, TypeError) as exc:
+                    skipped.append(f"{path.name}:{number}: {_why(exc)}")
+                    continue
+                if since_text is not None and records and records[0]["ts"] < since_text:
+                    shape = records[0]
+                    continue  # the writer's UTC ISO stamps order as text
+                kept.extend(records)
+    if not kept:
+        return LogScan(pd.DataFrame(columns=_ordered(list(shape) or LOG_COLUMNS)), lines, skipped)
+    out = pd.DataFrame.from_records(list(kept))
+    columns = _ordered(list(out.columns))
+    fixed = [c for c in columns if c in LOG_COLUMNS or c.startswith(PROBA_PREFIX)]
     # a column whose values were all null in some request still reads back as numbers
-    features = pd.DataFrame.from_records(rows).infer_objects()
-    out = pd.concat([out, features.drop(columns=[c for c in features if c in out])], axis=1)
-    if classes:
-        proba = np.asarray(probabilities, dtype=float).reshape(len(rows), len(classes))
-        for i, name in enumerate(classes):
-            out[proba_column(name)] = proba[:, i]
+    features = out.drop(columns=fixed).infer_objects()
+    out = pd.concat([out[fixed], features], axis=1)[columns]
     out["ts"] = pd.to_datetime(out["ts"], utc=True, format="ISO8601")
-    if since is not None:
-        stamp = pd.Timestamp(since)
-        out = out[out["ts"] >= (stamp if stamp.tzinfo else stamp.tz_localize("UTC"))]
-    return out.sort_values(["ts", "request_id", "row"], kind="stable").reset_index(drop=True)
+    out = out.sort_values(["ts", "request_id", "row"], kind="stable").reset_index(drop=True)
+    return LogScan(out, lines, skipped)
+
+
+def read_prediction_log(directory: str | Path, since: datetime | None = None) -> pd.DataFrame:
+    """Every readable logged row under `directory`, oldest first: ts, request_id, row (index
+    within its request), model_version, run, prediction, one `proba_<class>` column per class
+    and one column per feature. A `since` without a timezone is taken as UTC."""
+    return scan_prediction_log(directory, since).frame
+
+
+def _first_record(path: Path) -> dict[str, Any]:
+    """The first readable row of a log file ({} when there is none)."""
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            try:
+                records = _records(json.loads(line))
+            except (ValueError, KeyError, TypeError):
+                continue
+            if records:
+                return records[0]
+    return {}
+
+
+def _ordered(columns: list[str]) -> list[str]:
+    """The log's columns first, then the features, then one probability per class."""
+    probabilities = [c for c in columns if c.startswith(PROBA_PREFIX)]
+    features = [c for c in columns if c not in LOG_COLUMNS and c not in probabilities]
+    return [*LOG_COLUMNS, *features, *probabilities]
+
+
+def _utc(when: datetime | None) -> pd.Timestamp | None:
+    if when is None:
+        return None
+    stamp = pd.Timestamp(when)
+    return stamp if stamp.tzinfo else stamp.tz_localize("UTC")
+
+
+def _records(record: Any) -> list[dict[str, Any]]:
+    """One logged request as one record per row (raises on a malformed line)."""
+    rows, predictions = record["rows"], record["predictions"]
+    classes = list(record.get("classes") or [])
+    probabilities = record.get("probabilities") or [[] for _ in rows]
+    if not isinstance(rows, list) or not (len(rows) == len(predictions) == len(probabilities)):
+        raise ValueError("rows, predictions and probabilities differ in length")
+    ts = str(record["ts"])
+    out = []
+    for i, (row, prediction, proba) in enumerate(
+        zip(rows, predictions, probabilities, strict=True)
+    ):
+        if not isinstance(row, dict) or len(proba) != len(classes):
+            raise ValueError("a row is not an object, or its probabilities do not match classes")
+        out.append(
+            {
+                **row,
+                "ts": ts,
+                "request_id": str(record["request_id"]),
+                "row": i,
+                "model_version": record["model_version"],
+                "run": record.get("run", ""),
+                "prediction": prediction,
+                **{proba_column(c): float(p) for c, p in zip(classes, proba, strict=True)},
+            }
+        )
+    return out
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"no {exc} field"
+    if isinstance(exc, json.JSONDecodeError):
+        return "not JSON (a truncated or corrupted line)"
+    return str(exc)
 
 
 @dataclass(frozen=True)

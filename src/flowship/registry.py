@@ -1,7 +1,10 @@
 """The champion registry: Metaflow run tags within one project branch.
 
-The champion is the newest run tagged `champion`; promotion tags the new run before untagging
-the old, and leaves a `promoted:`/`demoted:` tag for the history.
+The champion is, among the runs tagged `champion` whose gate step finished (so every artifact
+a reader needs exists), the one promoted last (`promoted:<UTC time>:<how>`; ties go to the
+newer run). Promotion tags the new run, then demotes every other champion-tagged run: a run
+stopped midway, or two promotions at the same instant, still leave one champion, the same for
+every reader. `promoted:`/`demoted:` tags stay on the runs for the history.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from metaflow import Run
 
 from flowship.errors import RegistryError
-from flowship.runs import flow_of, get_run, in_branch, project_runs, run_data
+from flowship.runs import flow_of, gate_task, get_run, in_branch, model_artifacts, project_runs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,13 +40,37 @@ class Event:
 
 
 def _stamp(now: datetime | None = None) -> str:
-    return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def _last_promotion(run: Run) -> tuple[str, int]:
+    """When the run was last promoted (its newest `promoted:` stamp), then its run id."""
+    stamps = [t.split(":", 2)[1] for t in run.tags if t.startswith("promoted:")]
+    return max(stamps, default=""), int(run.id) if str(run.id).isdigit() else 0
+
+
+@dataclass(frozen=True)
+class Standing:
+    """The champion-tagged runs of a branch: the champion, and those that cannot be (their
+    gate step never finished), which readers skip."""
+
+    champion: Run | None
+    others: list[Run]  # complete, champion-tagged, promoted before the champion
+    incomplete: list[Run]
+
+
+def champion_standing(project: str, branch: str, flow: str = "TrainFlow") -> Standing:
+    """Every champion-tagged run of the branch, sorted into champion, others and incomplete."""
+    tagged = project_runs(flow, project, branch, CHAMPION_TAG)
+    complete = [r for r in tagged if gate_task(r) is not None]
+    incomplete = [r for r in tagged if r not in complete]
+    ranked = sorted(complete, key=_last_promotion, reverse=True)
+    return Standing(ranked[0] if ranked else None, ranked[1:], incomplete)
 
 
 def find_champion(project: str, branch: str, flow: str = "TrainFlow") -> Run | None:
-    """The newest run tagged `champion` in the project branch, or None."""
-    runs = project_runs(flow, project, branch, CHAMPION_TAG)
-    return runs[0] if runs else None
+    """The champion of the branch (the complete champion-tagged run promoted last), or None."""
+    return champion_standing(project, branch, flow).champion
 
 
 class ChampionArtifacts:
@@ -62,7 +89,7 @@ class ChampionArtifacts:
 
     @cached_property
     def _data(self) -> Any:
-        return run_data(get_run(self.pathspec))
+        return model_artifacts(get_run(self.pathspec))
 
     @cached_property
     def model(self) -> Any:
@@ -117,54 +144,93 @@ def promote(
 ) -> str | None:
     """Make `pathspec` the champion of the branch; returns the previous champion.
 
-    The new run is tagged before the old one is untagged, so a reader always finds a
-    champion. Each promotion leaves `promoted:<UTC time>:<how>` on the run for good.
+    The new run is tagged first, then every other champion-tagged run is demoted, so a reader
+    always finds a champion. Each promotion leaves `promoted:<UTC time>:<how>` on the run for
+    good. Two promotions at the same instant both tag; the one promoted last wins for every
+    reader, and the other promotion finds that and fails.
 
     Raises:
-        RegistryError: the champion changed since the run compared itself with it (another
-            promotion won the race), or the run is of another project branch.
+        RegistryError: the champion changed since the run compared itself with it, another
+            promotion won the race, the run never finished its gate, or it is of another
+            project branch.
     """
     run = get_run(pathspec)
     if not in_branch(run, project, branch):
         raise RegistryError(f"{pathspec} is not a run of project {project!r}, branch {branch!r}")
-    current = find_champion(project, branch, flow_of(run))
+    model_artifacts(run)  # a champion must have everything its readers need
+    flow = flow_of(run)
+    current = find_champion(project, branch, flow)
     current_spec = current.pathspec if current else None
     if current_spec != expected_champion:
         raise RegistryError(
             f"the champion changed to {current_spec} after this run compared itself with "
             f"{expected_champion}; re-run training to compare with the new champion"
         )
-    stamp = _stamp(now)
-    run.add_tags([CHAMPION_TAG, f"promoted:{stamp}:{how}"])
-    if current is not None and current.pathspec != pathspec:
-        current.add_tag(f"demoted:{stamp}:{run.id}")
-        current.remove_tag(CHAMPION_TAG)
+    run.add_tags([CHAMPION_TAG, f"promoted:{_stamp(now)}:{how}"])
+    winner = settle_champion(project, branch, flow)
+    if winner is None or winner.pathspec != pathspec:
+        raise RegistryError(
+            f"{pathspec} was not promoted: a promotion of "
+            f"{winner.pathspec if winner else 'another run'} at the same time won"
+        )
     return current_spec
+
+
+def settle_champion(project: str, branch: str, flow: str = "TrainFlow") -> Run | None:
+    """Demote every champion-tagged run but the champion (the one promoted last); returns the
+    champion. Readers never need this (they pick the same run); it keeps one tag per branch."""
+    standing = champion_standing(project, branch, flow)
+    winner = standing.champion
+    if winner is not None:
+        when, _ = _last_promotion(winner)
+        for run in standing.others:
+            run.add_tag(f"demoted:{when}:{winner.id}")
+            run.remove_tag(CHAMPION_TAG)
+    return winner
 
 
 def rollback(pathspec: str, project: str, branch: str, now: datetime | None = None) -> str | None:
     """Make an earlier run whose gate passed the champion again; returns the one it replaces.
 
+    A run of a dry run (its gate never meant to promote) or with another contract than the
+    current champion's is refused: a rollback restores a model the project's callers can
+    still send their rows to.
+
     Raises:
-        RegistryError: the run is unknown, failed, of another branch, or never passed a gate.
+        RegistryError: the run is unknown, of another branch, never passed a gate in enforce
+            mode, has another contract, or did not become the champion.
     """
+    from flowship.schema import contract_changes
+
     run = get_run(pathspec)
     if not in_branch(run, project, branch):
         raise RegistryError(f"{pathspec} is not a run of project {project!r}, branch {branch!r}")
-    if not run.successful:
-        raise RegistryError(f"{pathspec} did not finish successfully; it cannot be champion")
-    verdict = getattr(run.data, "verdict", None) if run.data is not None else None
-    if verdict is None or not verdict.passed:
+    data = model_artifacts(run)
+    verdict = getattr(data, "verdict", None)
+    if verdict is None or not verdict.passed or verdict.mode != "enforce":
+        what = "none" if verdict is None else f"{verdict.decision}, mode {verdict.mode}"
         raise RegistryError(
-            f"{pathspec} never passed a gate (its verdict: "
-            f"{verdict.decision if verdict else 'none'}); rollback accepts only passed runs"
+            f"{pathspec} never passed a gate in enforce mode (its verdict: {what}); rollback "
+            "accepts only runs whose gate passed (see `make history`)"
         )
     current = find_champion(project, branch, flow_of(run))
     if current is not None and current.pathspec == pathspec:
         raise RegistryError(f"{pathspec} is already the champion")
-    return promote(
+    if current is not None:
+        changes = contract_changes(model_artifacts(current).schema, data.schema)
+        if changes:
+            raise RegistryError(
+                f"{pathspec} has another contract than the champion {current.pathspec} ("
+                + "; ".join(changes)
+                + "): train it again with --accept-new-contract to serve that contract"
+            )
+    replaced = promote(
         pathspec, project, branch, "rollback", current.pathspec if current else None, now
     )
+    after = find_champion(project, branch, flow_of(run))
+    if after is None or after.pathspec != pathspec:
+        raise RegistryError(f"rollback to {pathspec} did not hold: the champion is {after}")
+    return replaced
 
 
 def history(project: str, branch: str, flow: str = "TrainFlow") -> list[Event]:
@@ -199,12 +265,15 @@ def apply_verdict(pathspec: str, verdict: Any, project: str, branch: str) -> str
 
 def describe_run(run: Run) -> str:
     """A readable account of a TrainFlow run: metrics, lineage, verdict, promotions."""
-    data = run_data(run)
+    data = model_artifacts(run)
     lineage = data.lineage
     metric = data.settings.training.metric
     promoted = sorted(t.split(":", 2)[1:] for t in run.tags if t.startswith("promoted:"))
+    finished = (
+        run.finished_at or f"gate finished {gate_task(run).finished_at}; promote or end did not"
+    )
     lines = [
-        f"champion   {run.pathspec}  (finished {run.finished_at})",
+        f"champion   {run.pathspec}  (finished {finished})",
         f"model      {data.best_candidate}; holdout {metric} {data.metrics[metric]:.4f}",
         "metrics    " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(data.metrics.items())),
         f"data       fingerprint {data.data_fingerprint}; {len(data.train_data):,} train rows",

@@ -9,7 +9,11 @@ from typing import Any
 
 from metaflow import Flow, Run, namespace
 from metaflow.cards import get_cards
-from metaflow.exception import MetaflowNotFound
+from metaflow.exception import (
+    MetaflowInvalidPathspec,
+    MetaflowNamespaceMismatch,
+    MetaflowNotFound,
+)
 
 from flowship.errors import RegistryError
 
@@ -66,8 +70,11 @@ def get_run(pathspec: str) -> Run:
     namespace(None)
     try:
         return Run(pathspec)
-    except MetaflowNotFound:
-        raise RegistryError(f"no run {pathspec!r}; list runs with `make history`") from None
+    except (MetaflowNotFound, MetaflowInvalidPathspec, MetaflowNamespaceMismatch):
+        raise RegistryError(
+            f"no run {pathspec!r}; a run is named like TrainFlow/1796183425317629 "
+            "(list them with `make history`)"
+        ) from None
 
 
 def run_data(run: Run) -> Any:
@@ -80,6 +87,35 @@ def run_data(run: Run) -> Any:
     if data is None:
         raise RegistryError(f"{run.pathspec} has no artifacts: it did not reach its end step")
     return data
+
+
+GATE_STEP = "gate"
+
+
+def model_artifacts(run: Run) -> Any:
+    """A TrainFlow run's artifacts as its `gate` step stored them: the model, schema, data,
+    metrics, lineage and verdict a reader of a champion needs all exist by then, so a run
+    stopped during `promote` or `end` (which only tag) is still complete.
+
+    Raises:
+        RegistryError: the run never finished its gate step.
+    """
+    task = gate_task(run)
+    if task is None:
+        raise RegistryError(
+            f"{run.pathspec} did not finish its gate step: it has no model to read "
+            "(it failed or was stopped before; train again or pick another run)"
+        )
+    return task.data
+
+
+def gate_task(run: Run) -> Any:
+    """The run's finished gate task, or None when the gate step never finished."""
+    try:
+        task = run[GATE_STEP].task
+    except (KeyError, MetaflowNotFound):
+        return None
+    return task if task is not None and task.successful else None
 
 
 def flow_of(run: Run) -> str:

@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from flowship.bentoml_patches import patch_timeout_middleware
 from flowship.config import ServingSettings
+from flowship.middleware import BodyLimit
 from flowship.predict import (
     FastPredictor,
     Job,
@@ -57,7 +58,7 @@ if not SPEC_PATH.is_file():
 SPEC = json.loads(SPEC_PATH.read_text())
 SCHEMA = Schema.model_validate(SPEC["schema"])
 SERVING = ServingSettings.model_validate(SPEC["serving"])
-Row: Any = row_model(SCHEMA)
+Row: Any = row_model(SCHEMA, SERVING.max_string_length)
 
 
 Answer: Any = answer_model(SCHEMA)  # the class and its probabilities, or the value
@@ -81,6 +82,10 @@ UNKNOWN = bentoml.metrics.Counter(
     labelnames=["feature"],
 )
 ROWS = bentoml.metrics.Counter(name="flowship_predicted_rows", documentation="Rows predicted")
+LOST = bentoml.metrics.Counter(
+    name="flowship_prediction_log_lost_rows",
+    documentation="Rows answered but not written to the prediction log (it was not writable)",
+)
 metadata_app = FastAPI(title="flowship model metadata")
 
 
@@ -110,7 +115,11 @@ class Flowship:
         enabled = os.environ.get("FLOWSHIP_LOG_PREDICTIONS", str(SERVING.log_predictions))
         self.log = (
             PredictionLog(
-                log_dir, self.version, SERVING.log_rotate_mb, self.metadata.get("run", "")
+                log_dir,
+                self.version,
+                SERVING.log_rotate_mb,
+                self.metadata.get("run", ""),
+                retain_mb=SERVING.log_retain_mb,
             )
             if enabled.lower() in {"1", "true", "yes"}
             else None
@@ -129,7 +138,8 @@ class Flowship:
         )
         if self.log is not None:
             for job, predictions in zip(jobs, results, strict=True):
-                self.log.write(job.request_id, job.rows, predictions, job.received)
+                if not self.log.write(job.request_id, job.rows, predictions, job.received):
+                    LOST.inc(len(job.rows))  # answered all the same: see PredictionLog
             self.log.flush()
         ROWS.inc(len(rows))
         return results
@@ -157,3 +167,8 @@ class Flowship:
     def model_metadata(self) -> dict[str, Any]:
         """Which model this is: run, commit, data, verdict, metrics, input schema."""
         return self.metadata
+
+
+# Bodies are refused past [serving] max_body_mb before BentoML reads them.
+SERVICE: Any = Flowship  # a bentoml Service once decorated
+SERVICE.add_asgi_middleware(BodyLimit, max_bytes=int(SERVING.max_body_mb * 1024 * 1024))

@@ -150,13 +150,34 @@ def _read_file(
             pa.default_memory_pool().release_unused()  # decompression buffers, back to the OS
             return frame
         if suffix in {".csv", ".gz"}:
-            present = list(pd.read_csv(path, nrows=0).columns)
-            return pd.read_csv(path, usecols=_present(columns, present))
+            return _read_csv(path, columns)
     except (ValueError, OSError) as exc:
         raise DataValidationError(f"could not read {path}: {exc}") from None
     raise DataValidationError(
         f"unsupported file type {Path(name or path).name!r}; use .csv or .parquet files"
     )
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _read_csv(path: Path, columns: list[str] | None) -> pd.DataFrame:
+    """A CSV file, gzip-compressed or not (by its first bytes, whatever its name), in UTF-8
+    or, when it is not valid UTF-8, Latin-1 (Windows exports)."""
+    with path.open("rb") as handle:
+        compression = "gzip" if handle.read(2) == _GZIP_MAGIC else None
+    for encoding in ("utf-8", "latin-1"):
+        try:
+            present = list(pd.read_csv(path, nrows=0, compression=compression, encoding=encoding))
+            return pd.read_csv(
+                path,
+                usecols=_present(columns, present),
+                compression=compression,
+                encoding=encoding,
+            )
+        except UnicodeDecodeError:
+            continue
+    raise DataValidationError(f"could not read {path}: neither UTF-8 nor Latin-1 text")
 
 
 def _present(columns: list[str] | None, present: list[str]) -> list[str] | None:

@@ -104,6 +104,7 @@ def expand_candidates(training: TrainingSettings, task: Task) -> list[CandidateS
                 estimator = make_estimator(candidate.estimator, params, 0, task.classifies)
                 if hasattr(estimator, "_parameter_constraints"):  # scikit-learn's own check
                     estimator._validate_params()
+                _fit_a_few_rows(estimator, task)  # combinations only fit() refuses
             except (ValueError, TypeError) as exc:
                 raise ConfigError(
                     f"training.candidates.{i}.params ({candidate.name}): {exc}"
@@ -117,6 +118,24 @@ def expand_candidates(training: TrainingSettings, task: Task) -> list[CandidateS
                 )
             )
     return specs
+
+
+def _fit_a_few_rows(estimator: Any, task: Task) -> None:
+    """Fit a copy on 60 synthetic rows, to refuse at once what only `fit` checks (e.g.
+    LogisticRegression's penalty="l1" with its default solver), not a minute into training."""
+    import warnings
+
+    from sklearn.base import clone
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 4))
+    y = (x[:, 0] > 0).astype(int) if task.classifies else x[:, 0] * 3.0 + 1.0
+    small = clone(estimator)
+    if "n_estimators" in small.get_params():
+        small.set_params(n_estimators=min(5, small.get_params()["n_estimators"] or 5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        small.fit(x, y)
 
 
 def plan_candidates(settings: Settings, task: str) -> list[CandidateSpec]:

@@ -18,8 +18,17 @@ def flow_path(flow: str) -> Path:
 
 
 def project_config() -> Any:
-    """The flow's `config`: the project's TOML, parsed and completed by `flowship.config`."""
+    """The flow's `config`: the project's TOML, parsed and completed by `flowship.config`.
+
+    Every process that defines the flow calls this (the runtime, each task, the card
+    renderer), so it is also where Metaflow's local card folder is fixed to follow the
+    datastore (`flowship.metaflow_patches`).
+    """
     from metaflow import Config
+
+    from flowship.metaflow_patches import patch_card_root
+
+    patch_card_root()
 
     return Config(
         "config",

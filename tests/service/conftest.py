@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from flowship.bento import build_bento
@@ -57,35 +52,16 @@ def spec_file(champion_run: Any, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 
 @pytest.fixture(scope="session")
-def served(champion_run: Any, spec_file: Path, tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("bento")
-    spec = json.loads(spec_file.read_text())
-    bento_tag = build_bento(spec, REPO, root)
-    port, log_dir = free_port(), root / "predictions"
-    env = {**os.environ, "FLOWSHIP_PREDICTION_LOG_DIR": str(log_dir)}
-    bentoml = Path(sys.executable).with_name("bentoml")
-    proc = subprocess.Popen(
-        [str(bentoml), "serve", bento_tag, "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=(root / "server.log").open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((root / "server.log").read_text()[-3000:])
-            time.sleep(0.2)
-        yield Served(url, champion_run, spec["model_tag"], log_dir, spec_file)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+def bento_tag(spec_file: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    return build_bento(json.loads(spec_file.read_text()), REPO, tmp_path_factory.mktemp("bento"))
+
+
+@pytest.fixture(scope="session")
+def served(champion_run: Any, spec_file: Path, bento_tag: str, tmp_path_factory):
+    from flowship.processes import served_bento
+
+    log_dir = tmp_path_factory.mktemp("served") / "predictions"
+    env = {"FLOWSHIP_PREDICTION_LOG_DIR": str(log_dir)}
+    with served_bento(bento_tag, "127.0.0.1", free_port(), env) as url:
+        model_tag = json.loads(spec_file.read_text())["model_tag"]
+        yield Served(url, champion_run, model_tag, log_dir, spec_file)

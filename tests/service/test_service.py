@@ -182,6 +182,10 @@ def test_timeout_middleware_cancels_its_timer(spec_file, monkeypatch) -> None:
     importlib.import_module("flowship.service")
     from bentoml._internal.server.http.traffic import TimeoutMiddleware
 
+    from flowship.bentoml_patches import patch_timeout_middleware
+
+    assert patch_timeout_middleware()  # what each worker's Flowship.__init__ does
+
     sent: list[dict] = []
 
     async def send(message: dict) -> None:
@@ -204,3 +208,38 @@ def test_timeout_middleware_cancels_its_timer(spec_file, monkeypatch) -> None:
     sent.clear()
     asyncio.run(run(slow, timeout=0.05))
     assert sent[0]["status"] == 504
+
+
+def test_an_unwritable_log_costs_the_log_not_the_answer(champion_run, bento_tag) -> None:
+    """A log folder that cannot be written: /predict still answers 200 (never a 500 with
+    healthy probes), and the rows it could not log are counted in /metrics."""
+    from flowship.processes import served_bento
+    from tests.helpers import free_port
+
+    env = {"FLOWSHIP_PREDICTION_LOG_DIR": "/dev/null/predictions"}  # not a folder, even for root
+    with served_bento(bento_tag, "127.0.0.1", free_port(), env) as url:
+        rows = rows_of(champion_run, 3)
+        for _ in range(2):
+            answer = httpx.post(f"{url}/predict", json={"rows": rows}, timeout=30)
+            assert answer.status_code == 200, answer.text
+        assert httpx.get(f"{url}/readyz", timeout=30).status_code == 200
+        metrics = httpx.get(f"{url}/metrics", timeout=30).text
+    lost = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("flowship_prediction_log_lost_rows")
+    ]
+    assert lost and float(lost[0].split()[-1]) >= 6, lost
+
+
+def test_an_oversized_body_is_413_and_a_long_string_400(served) -> None:
+    """The body limit ([serving] max_body_mb) refuses before parsing; a text value longer
+    than [serving] max_string_length is a 400 naming the field; neither is logged."""
+    before = len(read_prediction_log(served.log_dir))
+    huge = b'{"rows": [' + b'{"region": "' + b"x" * (9 * 1024 * 1024) + b'"}]}'
+    answer = post(served, huge, raw=True)
+    assert answer.status_code == 413 and "max_body_mb" in answer.text
+    row = {**rows_of(served.run, 1)[0], "region": "x" * 1001}
+    long = post(served, {"rows": [row]})
+    assert long.status_code == 400 and "region" in long.text
+    assert len(read_prediction_log(served.log_dir)) == before

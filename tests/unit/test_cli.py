@@ -120,3 +120,29 @@ def test_scope_gives_the_flow_the_same_branch(tmp_path: Path) -> None:
     assert Scope("c.toml", settings, branch="x").branch_name == "test.x"
     prod = Scope("c.toml", settings, branch="x", production=True)
     assert (prod.flow_options(), prod.branch_name) == (["--production", "--branch", "x"], "prod.x")
+
+
+def test_a_flow_failure_ends_with_its_user_error() -> None:
+    """The message of our error in a task's output (one line, or a config error's list)."""
+    from flowship.cli.loop import _error_lines
+
+    output = [
+        '2026-12-02 03:50:13.781 [1/load/2 (pid 1)] File "flows/train_flow.py", line 128\n',
+        "2026-12-02 03:50:13.781 [1/load/2 (pid 1)] flowship.errors.ConfigError: invalid "
+        "configuration:\n",
+        "2026-12-02 03:50:13.781 [1/load/2 (pid 1)]   - 'gate.min_metrics' has ['rmse']\n",
+        "2026-12-02 03:50:13.786 [1/load/2 (pid 1)] Task failed.\n",
+    ]
+    found: list[str] = []
+    for line in output:
+        found = _error_lines(line, found)
+    assert found == ["invalid configuration:", "  - 'gate.min_metrics' has ['rmse']"]
+
+
+def test_the_serve_log_folder_honours_an_absolute_path(tmp_path: Path, monkeypatch) -> None:
+    """`make serve PREDICTION_LOG_DIR=/abs/path` logs there, not under the repository."""
+    from flowship.cli.commands import log_folder
+
+    monkeypatch.chdir(tmp_path)
+    assert log_folder("/var/log/flowship") == Path("/var/log/flowship")
+    assert log_folder("logs/predictions") == tmp_path.resolve() / "logs" / "predictions"

@@ -368,3 +368,38 @@ def test_infer_schema_regression_target() -> None:
     assert schema.task_reason == "auto: numeric target with non-integer values → regression"
     with pytest.raises(DataValidationError, match=r"positive_class = 1 is only for binary"):
         infer_schema(_labels([0.5, 1.5, 2.25]), DataSettings(target="y", positive_class=1))
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (np.inf, r"numeric feature 'x' has 1 infinite value\(s\); replace them"),
+        (1e39, r"numeric feature 'x' has 1 value\(s\) too large for float32 .* downcast = false"),
+    ],
+)
+def test_validate_dataset_refuses_what_float32_cannot_hold(value: float, message: str) -> None:
+    frame = _labels([0, 1, 0, 1])
+    frame.loc[2, "x"] = value
+    schema = infer_schema(frame, DataSettings(target="y"))
+    with pytest.raises(DataValidationError, match=message):
+        validate_dataset(frame, schema)
+    if not np.isinf(value):
+        assert validate_dataset(frame, schema, downcast=False)["x"].iloc[2] == value
+
+
+def test_a_file_of_other_columns_names_the_missing_ones(tmp_path: Path) -> None:
+    """Not "has no rows": the configured columns it lacks, and the ones it has."""
+    pd.DataFrame({"a": [1, 2], "b": [3, 4]}).to_csv(tmp_path / "other.csv", index=False)
+    settings = DataSettings(source=str(tmp_path / "other.csv"), target="y", numeric_features=["x"])
+    with pytest.raises(DataValidationError, match=r"names column\(s\) \['y'\].*available columns"):
+        load_training_data(settings, max_missing_share=0.2)
+
+
+def test_a_class_too_rare_for_the_validation_split_is_named() -> None:
+    """Two rows of a class fit the holdout split but not the candidates' validation split:
+    the error names the class, not "no candidate produced a usable validation score"."""
+    frame = _labels([0] * 40 + [1] * 40 + [2] * 2)
+    schema = infer_schema(frame, DataSettings(target="y"))
+    clean = validate_dataset(frame, schema)
+    with pytest.raises(DataValidationError, match=r"class\(es\) \[2\] of 'y' have only 2 row"):
+        split_dataset(clean, schema, 0.5, seed=0, validation_size=0.5)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from flowship.checks import DATA_MISSING, DRIFT_SHARE, CheckResult, QualityReport
-from flowship.monitoring import Window, decide_retrain, retrain_event_payload
+from flowship.errors import MonitorError
+from flowship.monitoring import Window, decide_retrain, read_feedback, retrain_event_payload
 
 
 def _report(group: str, status: str) -> QualityReport:
@@ -44,3 +47,55 @@ def test_retrain_event_payload_only_when_retraining(group: str, status: str, dec
         "reasons": "; ".join(verdict.reasons),
     }
     assert all(isinstance(v, str) for v in payload.values())  # Argo parameters are strings
+
+
+def _feedback(tmp_path: Path, name: str, text: str | bytes) -> None:
+    path = tmp_path / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+
+
+def _binary_schema():
+    from flowship.schema import Schema
+
+    return Schema(
+        task="binary",
+        target="churned",
+        numeric=["x"],
+        categorical=[],
+        classes=[0, 1],
+        positive_class=1,
+        categories={},
+        numeric_ranges={"x": (0.0, 1.0)},
+    )
+
+
+def test_contradicting_and_foreign_labels_are_kept_out_and_said(tmp_path: Path) -> None:
+    """The same prediction labelled 0 and 1 (across files), labels that are not classes
+    (yes/no for a 0/1 target, 'maybe'): all kept out, each reported."""
+    _feedback(tmp_path, "a.csv", "request_id,row,churned\nr1,0,1\nr1,1,0\nr2,0,1\nr3,0,yes\n")
+    _feedback(tmp_path, "b.csv", "request_id,row,churned\nr1,0,0\nr2,0,1\nr4,0,maybe\n")
+    feedback = read_feedback(tmp_path, "churned", _binary_schema())
+    kept = sorted(
+        zip(
+            feedback.frame["request_id"],
+            feedback.frame["row"],
+            feedback.frame["churned"],
+            strict=True,
+        )
+    )
+    assert kept == [("r1", 1, 0), ("r2", 0, 1)]
+    assert any(
+        "2 feedback label(s) are not classes of the champion [0, 1]" in n for n in feedback.notes
+    )
+    assert any("1 prediction(s) have contradicting feedback labels" in n for n in feedback.notes)
+
+
+def test_empty_and_unreadable_feedback_files_are_named(tmp_path: Path) -> None:
+    _feedback(tmp_path, "empty.csv", "")
+    assert read_feedback(tmp_path, "churned").notes == ["feedback file empty.csv is empty: skipped"]
+    _feedback(tmp_path, "latin.csv", "request_id,row,churned\n\xff\xfe,0,1\n".encode("latin-1"))
+    with pytest.raises(MonitorError, match=r"feedback file .*latin\.csv is not a readable UTF-8"):
+        read_feedback(tmp_path, "churned")

@@ -65,7 +65,7 @@ def _errors(exc: pytest.ExceptionInfo[ValidationError]) -> list[tuple[tuple, str
 
 def test_row_model_accepts_a_full_record(churn: Prepared) -> None:
     """A record with every feature validates; ints become floats and the id defaults to None."""
-    Row = row_model(churn.schema)
+    Row = row_model(churn.schema, 1000)
     row = Row.model_validate(_record(churn.schema, age=42, region="north"))
     assert row.model_dump() == {
         **_record(churn.schema, age=42.0, region="north"),
@@ -76,7 +76,7 @@ def test_row_model_accepts_a_full_record(churn: Prepared) -> None:
 
 def test_row_model_requires_every_feature(churn: Prepared) -> None:
     """Leaving out any feature is refused, naming that feature."""
-    Row = row_model(churn.schema)
+    Row = row_model(churn.schema, 1000)
     for feature in churn.schema.features:
         record = _record(churn.schema)
         del record[feature]
@@ -87,7 +87,7 @@ def test_row_model_requires_every_feature(churn: Prepared) -> None:
 
 def test_row_model_allows_null_features(churn: Prepared) -> None:
     """`null` is how a client says a numeric or categorical value is missing."""
-    Row = row_model(churn.schema)
+    Row = row_model(churn.schema, 1000)
     record = {feature: None for feature in churn.schema.features}
     assert Row.model_validate_json(json.dumps(record)).model_dump() == {
         **record,
@@ -111,7 +111,7 @@ def test_row_model_numeric_must_be_a_finite_json_number(
     churn: Prepared, text: str, error: str
 ) -> None:
     """Strings, booleans and non-finite numbers are refused for a numeric feature."""
-    Row = row_model(churn.schema)
+    Row = row_model(churn.schema, 1000)
     body = json.dumps(_record(churn.schema, age=0))[:-1] + f', "age": {text}}}'
     with pytest.raises(ValidationError) as exc:
         Row.model_validate_json(body)
@@ -120,7 +120,7 @@ def test_row_model_numeric_must_be_a_finite_json_number(
 
 def test_row_model_numeric_accepts_ints_and_refuses_python_inf_nan(churn: Prepared) -> None:
     """A JSON int is a number; float('inf') and float('nan') from Python are refused too."""
-    Row = row_model(churn.schema)
+    Row = row_model(churn.schema, 1000)
     body = json.dumps(_record(churn.schema, support_calls=3))
     assert Row.model_validate_json(body).support_calls == 3.0
     for value in (float("inf"), float("nan")):
@@ -131,7 +131,7 @@ def test_row_model_numeric_accepts_ints_and_refuses_python_inf_nan(churn: Prepar
 
 def test_row_model_category_must_be_a_string(churn: Prepared) -> None:
     """A number for a category is refused; an unseen category string is accepted."""
-    Row = row_model(churn.schema)
+    Row = row_model(churn.schema, 1000)
     with pytest.raises(ValidationError, match="Input should be a valid string") as exc:
         Row.model_validate_json(json.dumps(_record(churn.schema, region=3)))
     assert _errors(exc) == [(("region",), "string_type")]
@@ -140,7 +140,7 @@ def test_row_model_category_must_be_a_string(churn: Prepared) -> None:
 
 def test_row_model_refuses_unknown_keys(churn: Prepared) -> None:
     """A key that is not a feature (a typo, the target) is refused, naming it."""
-    Row = row_model(churn.schema)
+    Row = row_model(churn.schema, 1000)
     with pytest.raises(ValidationError, match="Extra inputs are not permitted") as exc:
         Row.model_validate(_record(churn.schema, agee=30.0, churned=1))
     assert sorted(_errors(exc)) == [
@@ -151,12 +151,12 @@ def test_row_model_refuses_unknown_keys(churn: Prepared) -> None:
 
 def test_row_model_id_column_is_optional(churn: Prepared) -> None:
     """The id may be a string, an int or absent; without an id column it is an unknown key."""
-    Row = row_model(churn.schema)
+    Row = row_model(churn.schema, 1000)
     assert Row.model_validate(_record(churn.schema, customer_id="C7")).customer_id == "C7"
     assert Row.model_validate(_record(churn.schema, customer_id=7)).customer_id == 7
     assert Row.model_validate(_record(churn.schema)).customer_id is None
 
-    NoId = row_model(churn.schema.model_copy(update={"id_column": None}))
+    NoId = row_model(churn.schema.model_copy(update={"id_column": None}), 1000)
     with pytest.raises(ValidationError) as exc:
         NoId.model_validate(_record(churn.schema, customer_id="C7"))
     assert _errors(exc) == [(("customer_id",), "extra_forbidden")]
@@ -164,7 +164,7 @@ def test_row_model_id_column_is_optional(churn: Prepared) -> None:
 
 def test_row_model_json_schema_documents_training_values(churn: Prepared) -> None:
     """/docs.json lists every feature as required, with its training range or categories."""
-    schema = row_model(churn.schema).model_json_schema()
+    schema = row_model(churn.schema, 1000).model_json_schema()
     assert schema["required"] == churn.schema.features
     assert list(schema["properties"]) == [*churn.schema.features, "customer_id"]
     assert schema["additionalProperties"] is False
@@ -177,7 +177,10 @@ def test_row_model_json_schema_documents_training_values(churn: Prepared) -> Non
     assert properties["region"]["description"] == (
         "category; seen in training: east, north, south, west"
     )
-    assert properties["region"]["anyOf"] == [{"type": "string"}, {"type": "null"}]
+    assert properties["region"]["anyOf"] == [
+        {"type": "string", "maxLength": 1000},
+        {"type": "null"},
+    ]
     for feature in churn.schema.features:
         assert properties[feature]["description"].startswith(("numeric; ", "category; "))
     assert properties["customer_id"]["default"] is None
@@ -192,7 +195,7 @@ def test_predict_rows_matches_the_pipeline(churn: Prepared, model: Pipeline) -> 
     missing = churn.holdout[churn.holdout[schema.numeric].isna().any(axis=1)].head(5)
     frame = pd.concat([churn.holdout.head(25), missing])
     assert frame[schema.numeric].isna().any(axis=None)
-    Row = row_model(schema)
+    Row = row_model(schema, 1000)
     rows = [
         Row.model_validate(r).model_dump()
         for r in _records(frame, [schema.id_column, *schema.features])

@@ -114,3 +114,12 @@ def test_write_card_step_without_card(tmp_path: Path, monkeypatch: pytest.Monkey
     run = _FakeRun("TrainFlow/1", steps={"start": _FakeStep("task")})
     with pytest.raises(RegistryError, match="TrainFlow/1 step 'start' produced no card"):
         write_card(run, "start", tmp_path / "card.html")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("pathspec", ["garbage", "TrainFlow/abc/def/ghi/jkl", "NoSuchFlow/1"])
+def test_get_run_of_a_bad_pathspec_is_one_clear_error(empty_datastore, pathspec: str) -> None:
+    """`make rollback RUN=garbage` says what a run is called, never Metaflow's traceback."""
+    from flowship.runs import get_run
+
+    with pytest.raises(RegistryError, match=r"no run .*; a run is named like TrainFlow/"):
+        get_run(pathspec)

@@ -118,3 +118,15 @@ def test_read_source_bad_sample_scenario() -> None:
     """A sample scenario that does not exist is refused with the scenarios to choose from."""
     with pytest.raises(DataValidationError, match=r"unknown scenario 'flood'; choose one of"):
         read_source("sample:churn?rows=10&scenario=flood")
+
+
+def test_read_source_reads_gzip_whatever_its_name_and_latin_1(tmp_path: Path) -> None:
+    """A gzip-compressed CSV named .csv, and a Latin-1 export, read like any CSV."""
+    import gzip
+
+    frame = generate_churn(20, seed=4)
+    with gzip.open(tmp_path / "packed.csv", "wt") as handle:
+        frame.to_csv(handle, index=False)
+    assert len(read_source(str(tmp_path / "packed.csv"))) == 20
+    (tmp_path / "latin.csv").write_bytes("city,y\nMünchen,1\nZürich,0\n".encode("latin-1"))
+    assert read_source(str(tmp_path / "latin.csv"))["city"].tolist() == ["München", "Zürich"]

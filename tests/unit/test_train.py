@@ -388,3 +388,15 @@ def test_multiclass_string_labels_end_to_end(multiclass: Prepared) -> None:
         "plan",
     ]
     assert set(assessment.predictions["prediction"]) <= set(schema.classes)
+
+
+def test_a_combination_only_fit_refuses_is_a_config_error_at_once() -> None:
+    """penalty="l1" with LogisticRegression's default solver passes its parameter checks and
+    fails only in fit: it is refused when the candidates are expanded, not a minute later."""
+    training = _training(
+        candidates=[
+            {"name": "l1", "estimator": "logistic_regression", "params": {"penalty": ["l1"]}}
+        ]
+    )
+    with pytest.raises(ConfigError, match=r"training\.candidates\.0\.params \(l1\): .*l1"):
+        expand_candidates(training, TASKS["binary"])

@@ -58,10 +58,17 @@ def cmd_card(args: argparse.Namespace) -> int:
 
 
 def cmd_champion(args: argparse.Namespace) -> int:
-    from flowship.registry import describe_run, find_champion
+    from flowship.registry import champion_standing, describe_run
 
     scope = scope_of(args)
-    run = find_champion(scope.project, scope.branch_name)
+    standing = champion_standing(scope.project, scope.branch_name)
+    for skipped in standing.incomplete:
+        print(
+            f"note: {skipped.pathspec} is tagged champion but never finished its gate step; "
+            "it is skipped",
+            file=sys.stderr,
+        )
+    run = standing.champion
     if run is None:
         raise RegistryError(
             f"no champion in project '{scope.project}', branch '{scope.branch_name}' yet: "
@@ -96,7 +103,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def cmd_verdict(args: argparse.Namespace) -> int:
     from flowship.gate import format_verdict
-    from flowship.runs import get_run, latest_successful_run, run_data
+    from flowship.runs import get_run, latest_successful_run, model_artifacts
 
     scope = scope_of(args)
     run = (
@@ -104,7 +111,7 @@ def cmd_verdict(args: argparse.Namespace) -> int:
         if args.run == "latest"
         else get_run(args.run)
     )
-    data = run_data(run)
+    data = model_artifacts(run)
     verdict = getattr(data, "verdict", None)
     if verdict is None:
         raise GateError(f"{run.pathspec} has no verdict (it ran before the gate existed)")
@@ -151,7 +158,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     tag_file = Path(args.tag_file)
     if not tag_file.is_file() or not tag_file.read_text().strip():
         raise ServingError("no Bento built yet: run `make bento`")
-    log_dir = Path(args.log_dir or serving.prediction_log_dir).resolve()
+    log_dir = log_folder(args.log_dir or serving.prediction_log_dir)
     host = args.host or serving.host
     port = str(args.port or serving.port)
     bentoml = str(Path(sys.executable).with_name("bentoml"))
@@ -162,6 +169,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         [bentoml, "serve", tag_file.read_text().strip(), "--host", host, "--port", port],
         env,
     )
+
+
+def log_folder(path: str) -> Path:
+    """The prediction-log folder for the service: absolute as given, else from the current
+    directory (`make serve PREDICTION_LOG_DIR=/var/log/x` is /var/log/x, not <repo>/var/...)."""
+    return Path(path).expanduser().resolve()
 
 
 def cmd_argo(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ champion, send generated traffic, and the retrain policy (monitor â†’ retrain â†
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from flowship.cli.scope import Scope
-from flowship.errors import RegistryError, ServingError
+from flowship.errors import FlowError, RegistryError, ServingError
 
 MONITOR_CARD = Path("reports/monitor_card.html")
 TAG_FILE = Path(".bento-tag")
@@ -22,12 +23,18 @@ def stage(text: str) -> None:
     print(f"\n==> {text}", flush=True)
 
 
+# How Metaflow prints a task's exception: "<stamp> [<run>/<step>/<task> (pid N)] <text>"
+_TASK_LINE = re.compile(r"^\S+ \S+ \[[^\]]+\] ?(?P<text>.*)$")
+_OUR_ERROR = re.compile(r"^flowship\.errors\.(?P<kind>\w+): (?P<message>.*)$")
+
+
 def run_flow(flow: str, scope: Scope, args: Sequence[str] = ()) -> None:
     """Run one of the project's flows with the scope's config and branch, as `make train` and
     `make monitor` do; its output streams through.
 
     Raises:
-        subprocess.CalledProcessError: the flow failed (its output says why).
+        FlowshipError: the flow failed on a user error (our message, read from its output, so
+            it is the last line the user sees); or it failed otherwise (see its output).
     """
     from flowship.wiring import flow_path
 
@@ -37,7 +44,30 @@ def run_flow(flow: str, scope: Scope, args: Sequence[str] = ()) -> None:
     cmd = [sys.executable, str(flow_path(flow)), "--no-pylint", *scope.flow_options()]
     cmd += ["--config", "config", scope.config, "run", *run_options, *args]
     print("$ " + " ".join(cmd[1:]), flush=True)
-    subprocess.run(cmd, check=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
+    assert proc.stdout is not None
+    error: list[str] = []
+    for line in proc.stdout:
+        print(line, end="", flush=True)
+        error = _error_lines(line, error)
+    if proc.wait() != 0:
+        if error:
+            raise FlowError("\n".join(error))
+        raise FlowError(f"{flow} failed (exit {proc.returncode}); its output above says why")
+
+
+def _error_lines(line: str, so_far: list[str]) -> list[str]:
+    """The message of our error in a task's output, continued over its following lines."""
+    match = _TASK_LINE.match(line.rstrip("\n"))
+    text = match.group("text") if match else line.rstrip("\n")
+    ours = _OUR_ERROR.match(text)
+    if ours:
+        return [ours.group("message")]
+    if so_far and text.startswith("  - "):  # a multi-line message (every config problem)
+        return [*so_far, text]
+    return so_far
 
 
 def champion_pathspec(scope: Scope) -> str | None:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from flowship.checks import (
     CHAMPION_METRIC,
+    CHAMPION_OWN_HOLDOUT,
     CONTRACT,
     DATA_CLASS_SHARE,
     DATA_MISSING,
@@ -122,6 +123,9 @@ def check_against_champion(
     schema: Schema,
     metric: str,
     max_regression: float,
+    check_id: str = CHAMPION_METRIC,
+    title: str = "Challenger vs champion on this holdout",
+    critical: bool | None = None,
 ) -> QualityReport:
     """Challenger (current) vs champion (reference) on the same holdout rows.
 
@@ -137,15 +141,16 @@ def check_against_champion(
     plan = adapter.Plan()
     compared = plan.add(
         adapter.metric(metric, [condition(Reference(absolute=max_regression))]),
-        CHAMPION_METRIC,
+        check_id,
         metric,
+        critical=critical,
     )
     snapshot, checks = adapter.run_report(
         plan, adapter.dataset(current, definition), adapter.dataset(reference, definition)
     )
     champion_value = adapter.reference_value(snapshot, compared.get_fingerprint())
     return QualityReport(
-        "Challenger vs champion on this holdout",
+        title,
         checks,
         adapter.html(snapshot),
         {"champion": champion_value, "challenger": checks[0].value if checks else None},
@@ -174,9 +179,14 @@ def release_checks(
     gate: GateSettings,
     metric: str,
     champion: ChampionArtifacts | None = None,
+    guard_with_champion_holdout: bool = False,
 ) -> list[QualityReport]:
     """Model quality, the contract against the champion's, drift against the champion's
     training data, and the champion comparison.
+
+    With `guard_with_champion_holdout` (a retraining with feedback labels) the challenger is
+    also compared with the champion on the champion's own holdout: a poisoned feedback label
+    may fool the comparison on this run's holdout, which holds feedback rows, but not there.
 
     Without a champion, or when the contract changed, the drift and champion checks are
     reported as skipped with the reason: a model of another contract cannot be compared.
@@ -203,9 +213,28 @@ def release_checks(
         drift = replace(drift, note=note)
     reports.append(drift)
     champion_outputs = task.outputs(champion.model, holdout[champion.schema.features])
-    reports.append(
-        check_against_champion(
-            holdout, outputs, champion_outputs, schema, metric, gate.max_regression
-        )
+    comparison = check_against_champion(
+        holdout, outputs, champion_outputs, schema, metric, gate.max_regression
     )
+    reports.append(comparison)
+    if guard_with_champion_holdout:
+        # Worse on the old rows is what learning a changed world looks like, when the
+        # challenger is clearly better on today's; without that it is what poisoned labels do.
+        better = METRICS[metric].score(comparison.summary["challenger"] or 0.0) - METRICS[
+            metric
+        ].score(comparison.summary["champion"])
+        theirs = champion.holdout
+        reports.append(
+            check_against_champion(
+                theirs,
+                task.outputs(model, theirs[schema.features]),
+                task.outputs(champion.model, theirs[champion.schema.features]),
+                schema,
+                metric,
+                gate.max_regression,
+                check_id=CHAMPION_OWN_HOLDOUT,
+                title="Challenger vs champion on the champion's own holdout",
+                critical=better <= gate.max_regression,
+            )
+        )
     return reports
