@@ -20,6 +20,11 @@ BRANCH ?=
 PRODUCTION ?=
 MAX_WORKERS ?=
 TRAIN_ARGS ?=
+DATA ?=
+TARGET ?=
+TASK ?=
+OUT ?=
+FORCE ?=
 MONITOR_ARGS ?=
 FAIL_ON_DRIFT ?=
 HOST ?=
@@ -78,6 +83,11 @@ format: $(STAMP)
 ## Type-check the library
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+## Write a commented config for your own table: make init DATA=data/x.csv TARGET=col [TASK=, OUT=, FORCE=1]
+init: $(STAMP)
+	@test -n "$(DATA)" -a -n "$(TARGET)" || { echo "usage: make init DATA=path/to/table.csv TARGET=<column> [TASK=auto|binary|multiclass|regression] [OUT=config/x.toml] [FORCE=1]"; exit 2; }
+	$(FLOWSHIP) init $(DATA) --target $(TARGET) $(if $(TASK),--task $(TASK)) $(if $(OUT),--out $(OUT)) $(if $(FORCE),--force)
 
 ## Run TrainFlow and its gate (CONFIG=, MAX_WORKERS=, BRANCH=, PRODUCTION=1, TRAIN_ARGS="--dry-run True")
 train: $(STAMP)
@@ -175,4 +185,4 @@ include ci.mk
 help:
 	@awk '/^## /{doc=substr($$0,4); next} /^[a-z][a-z-]*:/{if(doc){split($$0,t,":"); printf "  make %-12s %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
 
-.PHONY: install demo test lint format typecheck train champion history rollback verdict bento serve simulate monitor argo dashboard container-tools base-image containerize smoke-container card bench constraints clean help
+.PHONY: install demo init test lint format typecheck train champion history rollback verdict bento serve simulate monitor argo dashboard container-tools base-image containerize smoke-container card bench constraints clean help

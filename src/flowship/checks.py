@@ -38,6 +38,7 @@ DATA_NOT_CONSTANT = "data.not_constant"
 DATA_TARGET_CLASSES = "data.target_classes"
 DATA_CLASS_SHARE = "data.class_share"
 DATA_TARGET_VARIES = "data.target_varies"
+DATA_TEXT_EMPTY = "data.text_empty"
 CONTRACT = "contract.unchanged"
 DRIFT_SHARE = "drift.share"
 DRIFT_COLUMN = "drift.column"
@@ -49,6 +50,7 @@ CHAMPION_OWN_HOLDOUT = "champion.own_holdout"
 PRODUCTION_MISSING = "production.missing_share"
 PRODUCTION_NEW_CATEGORIES = "production.new_categories"
 PRODUCTION_OUT_OF_RANGE = "production.out_of_range"
+PRODUCTION_TEXT_LENGTH = "production.text_length"
 
 CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec(DATA_ROWS, "data_quality", "row count", True, "rows >= [gate] min_rows"),
@@ -74,6 +76,13 @@ CHECKS: tuple[CheckSpec, ...] = (
     ),
     CheckSpec(
         DATA_TARGET_VARIES, "data_quality", "target varies", True, "the target has 2+ values"
+    ),
+    CheckSpec(
+        DATA_TEXT_EMPTY,
+        "data_quality",
+        "empty text share",
+        True,
+        "each text feature's share of empty (or missing) texts <= [gate] max_missing_share",
     ),
     CheckSpec(
         CONTRACT,
@@ -138,6 +147,13 @@ CHECKS: tuple[CheckSpec, ...] = (
         "out of training range",
         True,
         "share of numbers outside the training range <= [monitor] max_out_of_range_share",
+    ),
+    CheckSpec(
+        PRODUCTION_TEXT_LENGTH,
+        "data_quality",
+        "text length out of training range",
+        True,
+        "share of texts shorter or longer than in training <= [monitor] max_out_of_range_share",
     ),
 )
 SPECS: dict[str, CheckSpec] = {spec.id: spec for spec in CHECKS}

@@ -45,12 +45,13 @@ class DataSettings(_Section):
     task: Literal["auto", "binary", "multiclass", "regression"] = "auto"
     numeric_features: list[str] | None = None
     categorical_features: list[str] | None = None
+    text_features: list[str] | None = None
     positive_class: str | int | bool | None = None
     test_size: float = Field(default=0.2, gt=0.0, lt=1.0)
     split_seed: int = 42
     downcast: bool = True
 
-    @field_validator("numeric_features", "categorical_features")
+    @field_validator("numeric_features", "categorical_features", "text_features")
     @classmethod
     def _unique(cls, value: list[str] | None) -> list[str] | None:
         if value is not None and len(set(value)) != len(value):
@@ -97,12 +98,24 @@ DEFAULT_CANDIDATES = {
 }
 
 
+class TextSettings(_Section):
+    """How text columns become features: TF-IDF of word n-grams, per column."""
+
+    max_features: int = Field(default=20_000, ge=10)  # vocabulary cap per text column
+    min_df: int = Field(default=2, ge=1)  # a word must appear in this many rows
+    ngram_max: int = Field(default=2, ge=1, le=3)  # words and pairs of words
+    # For estimators that take only dense input (hist_gradient_boosting): TF-IDF reduced to
+    # this many components (TruncatedSVD); sparse-capable ones get the TF-IDF matrix itself.
+    svd_components: int = Field(default=100, ge=2)
+
+
 class TrainingSettings(_Section):
     metric: str = ""  # "": the task's default (roc_auc, f1 or rmse)
     seed: int = 42
     validation_size: float = Field(default=0.2, gt=0.0, lt=1.0)
     importance_rows: int = Field(default=5000, ge=100)
     max_workers: int = Field(default=4, ge=1, le=256)  # candidates fitting at once (local runs)
+    text: TextSettings = Field(default_factory=TextSettings)
     candidates: list[CandidateSettings] | None = None  # None: the task's default candidates
 
     @field_validator("metric")
@@ -162,7 +175,8 @@ class ServingSettings(_Section):
     log_retain_mb: float = Field(default=4096.0, gt=0)  # oldest log files deleted past this
     timeout_s: int = Field(default=30, ge=1)
     max_body_mb: float = Field(default=8.0, gt=0)  # larger request bodies: 413
-    max_string_length: int = Field(default=1000, ge=1)  # longer text values: 400
+    max_string_length: int = Field(default=1000, ge=1)  # longer category values: 400
+    max_text_length: int = Field(default=10_000, ge=1)  # longer text-feature values: 400
 
 
 class MonitorSettings(_Section):

@@ -52,9 +52,13 @@ def infer_schema(frame: pd.DataFrame, settings: DataSettings) -> Schema:
         classes = sorted(
             {native_label(v) for v in target.unique()}, key=lambda v: (type(v).__name__, v)
         )
-    numeric, categorical = _feature_lists(frame, settings)
+    numeric, categorical, text = _feature_lists(frame, settings)
     positive = _positive_class(classes, settings.positive_class, task.name)
     categories = {c: sorted(str(v) for v in frame[c].dropna().unique()) for c in categorical}
+    lengths = {}
+    for c in text:
+        chars = frame[c].fillna("").astype(str).str.len()
+        lengths[c] = (int(chars.min()), int(chars.max())) if len(chars) else (0, 0)
     ranges = {}
     for c in numeric:
         values = pd.to_numeric(frame[c], errors="coerce")
@@ -72,6 +76,8 @@ def infer_schema(frame: pd.DataFrame, settings: DataSettings) -> Schema:
         positive_class=positive,
         categories=categories,
         numeric_ranges=ranges,
+        text=text,
+        text_lengths=lengths,
     )
 
 
@@ -81,6 +87,7 @@ def _require_columns(frame: pd.DataFrame, settings: DataSettings) -> None:
         wanted["[data] id_column"] = [settings.id_column]
     wanted["[data] numeric_features"] = settings.numeric_features or []
     wanted["[data] categorical_features"] = settings.categorical_features or []
+    wanted["[data] text_features"] = settings.text_features or []
     for key, columns in wanted.items():
         missing = [c for c in columns if c not in frame.columns]
         if missing:
@@ -90,24 +97,50 @@ def _require_columns(frame: pd.DataFrame, settings: DataSettings) -> None:
             )
 
 
-def _feature_lists(frame: pd.DataFrame, settings: DataSettings) -> tuple[list[str], list[str]]:
+def _listed(settings: DataSettings) -> bool:
+    lists = (settings.numeric_features, settings.categorical_features, settings.text_features)
+    return any(columns is not None for columns in lists)
+
+
+def _feature_lists(
+    frame: pd.DataFrame, settings: DataSettings
+) -> tuple[list[str], list[str], list[str]]:
+    """(numeric, categorical, text) features: as listed, or inferred from the columns (free
+    text by `flowship.roles`' rule; dates, ids and other types only when listed)."""
+    from flowship.roles import decide_role
+
     reserved = {settings.target, settings.id_column}
-    if settings.numeric_features is not None or settings.categorical_features is not None:
-        numeric = list(settings.numeric_features or [])
-        categorical = list(settings.categorical_features or [])
-        overlap = (set(numeric) | set(categorical)) & reserved
-        if set(numeric) & set(categorical):
-            raise DataValidationError(
-                f"columns {sorted(set(numeric) & set(categorical))} are listed as both numeric "
-                "and categorical features; keep each in one list"
-            )
+    if _listed(settings):
+        lists = {
+            "numeric": list(settings.numeric_features or []),
+            "categorical": list(settings.categorical_features or []),
+            "text": list(settings.text_features or []),
+        }
+        seen: dict[str, str] = {}
+        for kind, columns in lists.items():
+            for column in columns:
+                if column in seen:
+                    raise DataValidationError(
+                        f"columns {[column]} are listed as both {seen[column]} and {kind} "
+                        "features; keep each in one list"
+                    )
+                seen[column] = kind
+        overlap = set(seen) & reserved
         if overlap:
             raise DataValidationError(
                 f"the target or id column {sorted(overlap, key=str)} is listed as a feature; "
                 "remove it from the feature lists"
             )
+        numeric, categorical, text = lists["numeric"], lists["categorical"], lists["text"]
+        for column in text:
+            values = frame[column].dropna()
+            if pd.api.types.is_numeric_dtype(values.dtype) and not values.empty:
+                raise DataValidationError(
+                    f"text feature '{column}' holds numbers (e.g. {values.iloc[0]!r}); move it "
+                    "to [data] numeric_features or categorical_features"
+                )
     else:
-        numeric, categorical = [], []
+        numeric, categorical, text = [], [], []
         for column in frame.columns:
             if column in reserved:
                 continue
@@ -116,16 +149,22 @@ def _feature_lists(frame: pd.DataFrame, settings: DataSettings) -> tuple[list[st
                 categorical.append(column)
             elif pd.api.types.is_numeric_dtype(dtype):
                 numeric.append(column)
+            elif (
+                pd.api.types.is_string_dtype(dtype)
+                and decide_role(frame[column], 1.0).role == "text"
+            ):
+                text.append(column)
             elif isinstance(dtype, pd.CategoricalDtype) or (
                 pd.api.types.is_string_dtype(dtype) and not _looks_like_dates_or_ids(frame[column])
             ):
                 categorical.append(column)
             # datetimes, date strings, id-like text and other types are features only if listed
-    if not numeric and not categorical:
+    if not numeric and not categorical and not text:
         raise DataValidationError(
-            "no feature columns: list [data] numeric_features / categorical_features"
+            "no feature columns: list [data] numeric_features / categorical_features / "
+            "text_features"
         )
-    return numeric, categorical
+    return numeric, categorical, text
 
 
 def _looks_like_dates_or_ids(values: pd.Series) -> bool:
@@ -194,6 +233,8 @@ def validate_dataset(
         out[column] = converted.astype(numeric_dtype)
     for column in schema.categorical:
         out[column] = _string_categories(out[column])
+    for column in schema.text:
+        out[column] = _text(out[column], column)
     if target:
         labels = out[schema.target]
         out[schema.target] = _label_series(labels) if schema.kind.classifies else _values(labels)
@@ -206,6 +247,19 @@ def validate_dataset(
                 f"{dupes.iloc[0]!r}; ids must be unique (deduplicate the source or unset id_column)"
             )
     return out.reset_index(drop=True)
+
+
+def _text(values: pd.Series, column: str) -> pd.Series:
+    """A text feature as Python strings in an object column; missing stays missing.
+
+    Raises:
+        DataValidationError: the column holds numbers, not text.
+    """
+    if pd.api.types.is_numeric_dtype(values.dtype) and values.notna().any():
+        raise DataValidationError(
+            f"text feature '{column}' holds numbers; move it to numeric or categorical features"
+        )
+    return to_category_strings(values)
 
 
 def _values(values: pd.Series) -> pd.Series:
@@ -328,11 +382,11 @@ def _drop_unusable_targets(
 
 
 def _wanted_columns(settings: DataSettings) -> list[str] | None:
-    if settings.numeric_features is None and settings.categorical_features is None:
+    if not _listed(settings):
         return None
     columns = [settings.id_column, *(settings.numeric_features or [])]
-    columns += [*(settings.categorical_features or []), settings.target]
-    return [c for c in columns if c]
+    columns += [*(settings.categorical_features or []), *(settings.text_features or [])]
+    return [c for c in [*columns, settings.target] if c]
 
 
 def split_dataset(

@@ -190,6 +190,14 @@ def fits_on_every_core(name: str) -> bool:
     return bool(builtin and builtin.parallel_fit)
 
 
+def takes_sparse(estimator: Any) -> bool:
+    """Whether the estimator fits on a sparse matrix (scikit-learn's input tags say so)."""
+    try:
+        return bool(estimator.__sklearn_tags__().input_tags.sparse)
+    except AttributeError:
+        return False
+
+
 def thread_param(estimator: Any) -> str | None:
     """The parameter through which the estimator takes its thread count, if any."""
     params = estimator.get_params(deep=False)

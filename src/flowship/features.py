@@ -1,4 +1,8 @@
-"""The preprocessing `ColumnTransformer` built from a schema: raw rows in, model features out."""
+"""The preprocessing `ColumnTransformer` built from a schema: raw rows in, model features out.
+
+Numbers are imputed and scaled, categories one-hot encoded, and each text column becomes
+TF-IDF of its words (sparse: it reaches estimators that take sparse input whole, and is
+reduced with TruncatedSVD for those that take only dense input)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
+from flowship.config import TextSettings
 from flowship.schema import Schema
 
 MISSING = "__missing__"
@@ -40,18 +45,74 @@ def as_float64(X: Any) -> np.ndarray:
     return np.asarray(X, dtype=np.float64)
 
 
-def build_preprocessor(schema: Schema) -> ColumnTransformer:
+def as_text(X: Any) -> np.ndarray:
+    """One text column as strings, missing as the empty string (TF-IDF takes 1-D text)."""
+    values = pd.Series(np.asarray(X, dtype=object).reshape(-1))
+    return values.where(values.notna(), "").astype(str).to_numpy(dtype=object)
+
+
+class TextReduction(TransformerMixin, BaseEstimator):
+    """TruncatedSVD of a TF-IDF matrix to at most `components` dense columns (fewer when the
+    vocabulary is smaller), for estimators that cannot take sparse input."""
+
+    def __init__(self, components: int = 100, random_state: int = 0) -> None:
+        self.components = components
+        self.random_state = random_state
+
+    def fit(self, X: Any, y: Any = None) -> TextReduction:
+        from sklearn.decomposition import TruncatedSVD
+
+        k = max(1, min(self.components, X.shape[1] - 1))
+        self.svd_ = TruncatedSVD(n_components=k, random_state=self.random_state).fit(X)
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        return np.asarray(self.svd_.transform(X))
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.asarray([f"svd{i}" for i in range(self.svd_.n_components)], dtype=object)
+
+
+def text_pipeline(text: TextSettings, dense: bool, seed: int = 0) -> Pipeline:
+    """One text column: strings (missing as ""), TF-IDF of word n-grams (lowercase, accents
+    stripped, capped vocabulary), reduced to dense components when `dense`."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    steps: list[tuple[str, Any]] = [
+        ("strings", FunctionTransformer(as_text)),
+        (
+            "tfidf",
+            TfidfVectorizer(
+                lowercase=True,
+                strip_accents="unicode",
+                ngram_range=(1, text.ngram_max),
+                max_features=text.max_features,
+                min_df=text.min_df,
+                sublinear_tf=True,
+            ),
+        ),
+    ]
+    if dense:
+        steps.append(("svd", TextReduction(text.svd_components, seed)))
+    return Pipeline(steps)
+
+
+def build_preprocessor(
+    schema: Schema, text: TextSettings | None = None, dense: bool = False
+) -> ColumnTransformer:
     """Numeric: float64, median impute, scale. Categorical: fill missing, one-hot, unknowns ignored.
+    Text: TF-IDF per column (`text`), reduced to dense components when `dense`.
 
     The known categories are fixed from the schema, so a category never seen in training
-    maps to all zeros at prediction time instead of failing.
+    maps to all zeros at prediction time instead of failing. With text features and not
+    `dense`, the output is a sparse matrix.
 
     Raises:
         ValueError: the schema has no features.
     """
     if not schema.features:
         raise ValueError("the schema has no features to preprocess")
-    transformers: list[tuple[str, Any, list[str]]] = []
+    transformers: list[tuple[str, Any, Any]] = []
     if schema.numeric:
         numeric = Pipeline(
             [
@@ -78,4 +139,12 @@ def build_preprocessor(schema: Schema) -> ColumnTransformer:
             ]
         )
         transformers.append(("categorical", categorical, list(schema.categorical)))
-    return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=True)
+    for column in schema.text:
+        # a column name (not a list): TF-IDF gets the 1-D column it needs
+        transformers.append(
+            (f"text_{column}", text_pipeline(text or TextSettings(), dense), column)
+        )
+    sparse = 1.0 if schema.text and not dense else 0.0
+    return ColumnTransformer(
+        transformers, remainder="drop", verbose_feature_names_out=True, sparse_threshold=sparse
+    )

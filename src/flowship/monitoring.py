@@ -320,7 +320,11 @@ def labelled_production_rows(
         MonitorError: the logged rows lack a configured column.
     """
     log = read_prediction_log(log_dir)
-    features = [*(data.numeric_features or []), *(data.categorical_features or [])]
+    features = [
+        *(data.numeric_features or []),
+        *(data.categorical_features or []),
+        *(data.text_features or []),
+    ]
     if not features:
         reserved = {*LOG_COLUMNS, data.id_column, data.target}
         features = [c for c in log.columns if c not in reserved and not c.startswith(PROBA_PREFIX)]

@@ -27,14 +27,18 @@ Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 _log = logging.getLogger("flowship.predict")
 
 
-def row_model(schema: Schema, max_string_length: int) -> type[BaseModel]:
+def row_model(
+    schema: Schema, max_string_length: int, max_text_length: int = 10_000
+) -> type[BaseModel]:
     """A pydantic model of one input record: every feature required, `null` for missing.
 
     Numbers must be JSON numbers (finite); categories are strings of at most
     `max_string_length` characters, and categories never seen in training are accepted (the
-    model ignores them). The id column, if any, is optional.
+    model ignores them); text features are strings of at most `max_text_length`. The id
+    column, if any, is optional.
     """
     text = Annotated[str, Strict(), StringConstraints(max_length=max_string_length)]
+    prose = Annotated[str, Strict(), StringConstraints(max_length=max_text_length)]
     fields: dict[str, Any] = {}
     for column in schema.numeric:
         low, high = schema.numeric_ranges.get(column, (0.0, 0.0))
@@ -47,6 +51,12 @@ def row_model(schema: Schema, max_string_length: int) -> type[BaseModel]:
         fields[column] = (
             text | None,
             Field(..., description=f"category; seen in training: {', '.join(known[:20])}"),
+        )
+    for column in schema.text:
+        low, high = schema.text_lengths.get(column, (0, 0))
+        fields[column] = (
+            prose | None,
+            Field(..., description=f"free text; {low} to {high} characters in training"),
         )
     if schema.id_column:
         fields[schema.id_column] = (text | int | None, Field(None, description="optional row id"))
@@ -182,6 +192,8 @@ def probe_rows(schema: Schema) -> list[dict[str, Any]]:
             known = schema.categories.get(c) or ["x"]
             row[c] = known[j % len(known)]
         rows.append(row)
+    for row in rows:
+        row.update({c: "a typical text of a few words" for c in schema.text})
     rows.append({c: None for c in schema.features})
     rows.append({**rows[0], **{c: "never-seen" for c in schema.categorical}})
     return rows

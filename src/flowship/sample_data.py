@@ -1,5 +1,6 @@
-"""The embedded tables: deterministic churn (binary) and delivery-time (regression) data with
-drift scenarios, read as `sample:<name>?rows=…&seed=…&scenario=…`.
+"""The embedded tables: deterministic churn (binary), delivery-time (regression) and review
+sentiment (multiclass text) data with drift scenarios, read as
+`sample:<name>?rows=…&seed=…&scenario=…`.
 
 Nothing is downloaded: every row comes from a seeded NumPy generator, so the same
 `(rows, seed, scenario)` gives the same frame (and the same Parquet bytes) on any machine.
@@ -267,6 +268,133 @@ def _hour_weights() -> list[float]:
     return [w / total for w in weights]
 
 
+# ---- customer reviews (multiclass text): the sentiment of a product review
+
+REVIEW_SCENARIOS = ("baseline", "new_product_line", "tone_shift", "missing_surge")
+REVIEW_TARGET = "sentiment"
+REVIEW_ID = "review_id"
+REVIEW_CLASSES = ("negative", "neutral", "positive")
+_CATEGORIES = (("electronics", 0.35), ("books", 0.25), ("home", 0.25), ("clothing", 0.15))
+_NOUNS = {
+    "electronics": ("battery", "screen", "charger", "headphones", "speaker", "remote"),
+    "books": ("story", "author", "plot", "characters", "ending", "translation"),
+    "home": ("lamp", "blender", "kettle", "pillow", "shelf", "vacuum"),
+    "clothing": ("jacket", "fabric", "size", "shoes", "stitching", "zipper"),
+    "garden": ("hose", "mower", "seeds", "planter", "trowel", "sprinkler"),
+}
+_WORDS = {
+    "positive": (
+        "love it",
+        "excellent",
+        "works perfectly",
+        "highly recommend",
+        "fantastic",
+        "sturdy",
+        "arrived quickly",
+        "worth every penny",
+        "delighted",
+        "great value",
+    ),
+    "neutral": (
+        "okay",
+        "average",
+        "does the job",
+        "as expected",
+        "nothing special",
+        "fine for the price",
+        "mixed feelings",
+        "decent enough",
+    ),
+    "negative": (
+        "broke quickly",
+        "terrible",
+        "waste of money",
+        "disappointed",
+        "stopped working",
+        "poor quality",
+        "asked for a refund",
+        "awful",
+        "cheap plastic",
+        "never again",
+    ),
+}
+# A new product line brings words the model has never seen.
+_GARDEN_WORDS = {
+    "positive": ("blooms beautifully", "thriving plants", "lush lawn"),
+    "neutral": ("seasonal", "weatherproof enough"),
+    "negative": ("wilted in a week", "rusted", "leaks everywhere"),
+}
+_OPENERS = ("I bought it,", "We ordered it:", "Got it as a gift,", "After a month,", "Honestly,")
+_FILLERS = ("", "Delivery was on time.", "Packaging was plain.", "Would buy again?", "")
+
+
+def generate_reviews(rows: int, seed: int = 7, scenario: str = "baseline") -> pd.DataFrame:
+    """Generate a product-review table.
+
+    Args:
+        rows: number of reviews (rows), at least 1.
+        seed: seed of the generator; ids embed it so tables with other seeds never collide.
+        scenario: `baseline`, or a drift scenario for monitoring: `new_product_line` (a
+            garden line whose reviews use words never seen in training), `tone_shift`
+            (sarcasm: unhappy customers write praise words, "excellent, broke quickly"),
+            `missing_surge` (many reviews come without text).
+
+    Returns:
+        One row per review: an id, the posting date, the product category, the star rating,
+        whether the purchase is verified, the review text, and its `sentiment` (negative,
+        neutral or positive; about half positive).
+    """
+    import numpy as np
+    import pandas as pd
+
+    if scenario not in REVIEW_SCENARIOS:
+        raise DataValidationError(
+            f"unknown scenario {scenario!r}; choose one of {', '.join(REVIEW_SCENARIOS)}"
+        )
+    if rows < 1:
+        raise DataValidationError(f"rows must be at least 1, got {rows}")
+    rng = np.random.default_rng([seed, 200 + REVIEW_SCENARIOS.index(scenario)])
+    n = rows
+    sentiment = rng.choice(REVIEW_CLASSES, size=n, p=[0.3, 0.2, 0.5])
+    category = _choice(rng, _CATEGORIES, n)
+    if scenario == "new_product_line":
+        category = np.where(rng.random(n) < 0.4, "garden", category)
+    base = {"negative": 1.6, "neutral": 3.0, "positive": 4.4}
+    stars = np.clip(np.round(np.array([base[s] for s in sentiment]) + rng.normal(0, 0.7, n)), 1, 5)
+    texts = []
+    for label, cat in zip(sentiment, category, strict=True):
+        words = _GARDEN_WORDS if cat == "garden" else _WORDS
+        said = label
+        if scenario == "tone_shift" and label == "negative" and rng.random() < 0.7:
+            said = "positive"  # sarcasm: praise words, then the complaint
+        phrases = list(rng.choice(words[said], size=int(rng.integers(1, 3)), replace=False))
+        if said != label:
+            phrases.append(str(rng.choice(_WORDS["negative"][:3])))
+        noun = str(rng.choice(_NOUNS[cat]))
+        opener = str(rng.choice(_OPENERS))
+        filler = str(rng.choice(_FILLERS))
+        texts.append(f"{opener} the {noun}: {', '.join(phrases)}. {filler}".strip())
+    start = np.datetime64("2026-01-01") + rng.integers(0, 120, n).astype("timedelta64[D]")
+    frame = pd.DataFrame(
+        {
+            REVIEW_ID: [f"R{seed:05d}-{i:07d}" for i in range(n)],
+            "posted_on": start,
+            "category": category,
+            "stars": stars,
+            "verified": rng.random(n) < 0.8,
+            "review": texts,
+            REVIEW_TARGET: sentiment,
+        }
+    )
+    noise = rng.random(n) < 0.04  # some reviews disagree with their own words
+    frame.loc[noise, REVIEW_TARGET] = rng.choice(REVIEW_CLASSES, size=int(noise.sum()))
+    gaps = 0.45 if scenario == "missing_surge" else 0.02
+    frame.loc[rng.random(n) < gaps, "review"] = None
+    for column in ("category", "review", REVIEW_TARGET):
+        frame[column] = frame[column].astype("object")
+    return frame
+
+
 @dataclass(frozen=True)
 class SampleTable:
     """One embedded table: its generator, scenarios, target and id column."""
@@ -290,6 +418,14 @@ SAMPLES: dict[str, SampleTable] = {
             DELIVERY_TARGET,
             DELIVERY_ID,
             "concept_shift",
+        ),
+        SampleTable(
+            "reviews",
+            generate_reviews,
+            REVIEW_SCENARIOS,
+            REVIEW_TARGET,
+            REVIEW_ID,
+            "new_product_line",
         ),
     )
 }

@@ -49,10 +49,12 @@ class Schema(BaseModel):
     id_column: str | None = None
     positive_class: Label | None = None
     task_reason: str = ""  # how the task was chosen (`[data] task`, or what `auto` saw)
+    text: list[str] = []  # free-text features (TF-IDF)
+    text_lengths: dict[str, tuple[int, int]] = {}  # characters, as seen in training
 
     @property
     def features(self) -> list[str]:
-        return [*self.numeric, *self.categorical]
+        return [*self.numeric, *self.categorical, *self.text]
 
     @property
     def kind(self) -> Task:
@@ -63,9 +65,8 @@ class Schema(BaseModel):
         """What a model promises its callers and the runs after it: task, target, classes
         and every feature with its kind. Another run may replace it only with the same
         contract, unless the change is accepted (`--accept-new-contract`)."""
-        features = {c: "numeric" for c in self.numeric} | {
-            c: "categorical" for c in self.categorical
-        }
+        kinds = (("numeric", self.numeric), ("categorical", self.categorical), ("text", self.text))
+        features = {c: kind for kind, columns in kinds for c in columns}
         return {
             "task": self.task,
             "target": self.target,

@@ -58,7 +58,7 @@ if not SPEC_PATH.is_file():
 SPEC = json.loads(SPEC_PATH.read_text())
 SCHEMA = Schema.model_validate(SPEC["schema"])
 SERVING = ServingSettings.model_validate(SPEC["serving"])
-Row: Any = row_model(SCHEMA, SERVING.max_string_length)
+Row: Any = row_model(SCHEMA, SERVING.max_string_length, SERVING.max_text_length)
 
 
 Answer: Any = answer_model(SCHEMA)  # the class and its probabilities, or the value
@@ -74,6 +74,7 @@ _EXAMPLE: list[dict[str, Any]] = [
     {
         **{c: (lo + hi) / 2 for c, (lo, hi) in SCHEMA.numeric_ranges.items()},
         **{c: next(iter(SCHEMA.categories.get(c, [])), None) for c in SCHEMA.categorical},
+        **{c: "a typical text of a few words" for c in SCHEMA.text},
     }
 ]
 UNKNOWN = bentoml.metrics.Counter(

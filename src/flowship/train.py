@@ -14,7 +14,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from flowship.config import Settings, TrainingSettings
+from flowship.config import Settings, TextSettings, TrainingSettings
 from flowship.errors import ConfigError
 from flowship.estimators import (
     BUILTIN,
@@ -23,6 +23,7 @@ from flowship.estimators import (
     fits_on_every_core,
     load_class,
     make_estimator,
+    takes_sparse,
     thread_param,
 )
 from flowship.evaluate import compute_importances
@@ -178,13 +179,16 @@ def longest_first(specs: list[CandidateSpec]) -> list[CandidateSpec]:
     return sorted(specs, key=lambda spec: -cost(spec.estimator))
 
 
-def build_pipeline(spec: CandidateSpec, schema: Schema, seed: int) -> Pipeline:
-    """The model artifact: preprocessing and estimator in one sklearn Pipeline."""
+def build_pipeline(
+    spec: CandidateSpec, schema: Schema, seed: int, text: TextSettings | None = None
+) -> Pipeline:
+    """The model artifact: preprocessing and estimator in one sklearn Pipeline. Text
+    features reach an estimator that takes sparse input as TF-IDF itself, and any other
+    reduced to dense components (`TextSettings.svd_components`)."""
+    estimator = make_estimator(spec.estimator, spec.params, seed, schema.kind.classifies)
+    dense = bool(schema.text) and not takes_sparse(estimator)
     return Pipeline(
-        [
-            ("preprocess", build_preprocessor(schema)),
-            ("model", make_estimator(spec.estimator, spec.params, seed, schema.kind.classifies)),
-        ]
+        [("preprocess", build_preprocessor(schema, text, dense=dense)), ("model", estimator)]
     )
 
 
@@ -259,7 +263,7 @@ def fit_candidate(
     """
     task = schema.kind
     fit_part, valid_part = task.split(train, schema.target, training.validation_size, training.seed)
-    pipeline = build_pipeline(spec, schema, training.seed)
+    pipeline = build_pipeline(spec, schema, training.seed, training.text)
     started = time.perf_counter()
     share = core_share(parallel_tasks)
     with threadpool_limits(limits=share):
@@ -313,7 +317,7 @@ def select_best(
             for i, r in enumerate(ranked)
         ]
     )
-    model = build_pipeline(best.spec, schema, training.seed)
+    model = build_pipeline(best.spec, schema, training.seed, training.text)
     fit_pipeline(
         model,
         train[schema.features],

@@ -103,3 +103,25 @@ def test_empty_schema_is_refused() -> None:
     """A schema without features cannot build a preprocessor."""
     with pytest.raises(ValueError, match="the schema has no features to preprocess"):
         build_preprocessor(_schema([], [], {}))
+
+
+def test_text_becomes_sparse_tfidf_or_dense_components() -> None:
+    """A text column is TF-IDF of its words (missing text is empty): sparse for estimators
+    that take it, reduced to dense components for the others."""
+    import scipy.sparse
+
+    from flowship.config import TextSettings
+
+    schema = _schema(["tenure"], [], {}).model_copy(update={"text": ["review"]})
+    frame = pd.DataFrame(
+        {
+            "tenure": [1.0, 2.0, 3.0, 4.0],
+            "review": ["great phone", "awful phone", None, "great battery life"],
+        }
+    )
+    text = TextSettings(min_df=1, svd_components=2)
+    sparse = build_preprocessor(schema, text).fit_transform(frame)
+    assert scipy.sparse.issparse(sparse)
+    assert sparse.shape[0] == 4 and sparse.shape[1] > 3  # tenure + a column per word/pair
+    dense = build_preprocessor(schema, text, dense=True).fit_transform(frame)
+    assert isinstance(dense, np.ndarray) and dense.shape == (4, 3)  # tenure + 2 components

@@ -44,6 +44,16 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", required=True, help="output file (.parquet or .csv)")
     sample.set_defaults(func=c.cmd_sample)
 
+    init = sub.add_parser("init", help="write a commented config for your own table")
+    init.add_argument("table", help="CSV / Parquet file, glob or s3:// URL (as [data] source)")
+    init.add_argument("--target", required=True, help="the column to predict")
+    init.add_argument(
+        "--task", choices=["auto", "binary", "multiclass", "regression"], default="auto"
+    )
+    init.add_argument("--out", help="the config to write (default config/<table name>.toml)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+    init.set_defaults(func=c.cmd_init)
+
     train = _scoped(sub, "train", "run TrainFlow and its gate", c.cmd_train)
     train.add_argument("--max-workers", type=int, help="default: [training] max_workers")
     train.add_argument("flow_args", nargs=argparse.REMAINDER, help="after --: TrainFlow options")

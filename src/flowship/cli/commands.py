@@ -25,6 +25,32 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from flowship.errors import ConfigError
+    from flowship.init import plan_project, project_name, render_config
+    from flowship.sources import read_source
+
+    out = Path(args.out or f"config/{project_name(args.table)}.toml")
+    if out.exists() and not args.force:
+        raise ConfigError(f"{out} exists; pass --force to overwrite it, or --out another file")
+    plan = plan_project(read_source(args.table), args.table, args.target, args.task)
+    print(f"{args.table}: {plan.rows:,} rows; task {plan.task.name} ({plan.task_reason})")
+    print(f"{'column':28} {'role':12} why")
+    for decision in plan.decisions:
+        print(f"{decision.column[:28]:28} {decision.role:12} {decision.reason}")
+    m = plan.measurement
+    print(
+        f"gate: {m.metric} {'>=' if m.bound >= m.baseline else '<='} {m.bound} (baseline "
+        f"{m.baseline:.3f}, cross-validated cheapest model {m.model:.3f})"
+    )
+    for warning in plan.warnings:
+        print(f"warning: {warning}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_config(plan))
+    print(f"wrote {out}; next: make train CONFIG={out}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     scope = scope_of(args)
     flow_args = _flow_args(args.flow_args)

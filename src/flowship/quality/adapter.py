@@ -163,12 +163,39 @@ def dataset(frame: pd.DataFrame, definition: Any) -> Any:
     return Dataset.from_pandas(frame, data_definition=definition)
 
 
-def definition(numerical: Sequence[str] = (), categorical: Sequence[str] = (), **kw: Any) -> Any:
+def definition(
+    numerical: Sequence[str] = (),
+    categorical: Sequence[str] = (),
+    text: Sequence[str] = (),
+    **kw: Any,
+) -> Any:
     from evidently import DataDefinition
 
     return DataDefinition(
-        numerical_columns=list(numerical), categorical_columns=list(categorical), **kw
+        numerical_columns=list(numerical),
+        categorical_columns=list(categorical),
+        text_columns=list(text),
+        **kw,
     )
+
+
+TEXT_LENGTH_SUFFIX = " (characters)"
+
+
+def length_column(column: str) -> str:
+    """The derived numeric column holding a text feature's length in characters."""
+    return f"{column}{TEXT_LENGTH_SUFFIX}"
+
+
+def with_text_lengths(frame: pd.DataFrame, text: Sequence[str]) -> pd.DataFrame:
+    """The frame with one length column per text feature (0 for missing text), so that
+    Evidently checks the lengths as numbers: empty texts, their range, their drift."""
+    if not text:
+        return frame
+    lengths = {
+        length_column(c): frame[c].fillna("").astype(str).str.len().astype(float) for c in text
+    }
+    return frame.assign(**lengths)
 
 
 def plain_frame(frame: pd.DataFrame) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from flowship.checks import (
     PRODUCTION_MISSING,
     PRODUCTION_NEW_CATEGORIES,
     PRODUCTION_OUT_OF_RANGE,
+    PRODUCTION_TEXT_LENGTH,
     QualityReport,
     Sample,
     sample_rows,
@@ -70,10 +71,27 @@ def _out_of_range(schema: Schema, monitor: MonitorSettings) -> list[Any]:
     return metrics
 
 
+def _text_length(schema: Schema, monitor: MonitorSettings) -> list[Any]:
+    from evidently.metrics import OutRangeValueCount
+    from evidently.tests import lte
+
+    return [
+        OutRangeValueCount(
+            column=adapter.length_column(c),
+            left=float(low),
+            right=float(high),
+            share_tests=[lte(monitor.max_out_of_range_share)],
+        )
+        for c, (low, high) in schema.text_lengths.items()
+        if c in schema.text
+    ]
+
+
 PRODUCTION_CHECKS: dict[str, Callable[[Schema, MonitorSettings], list[Any]]] = {
     PRODUCTION_MISSING: _missing_share,
     PRODUCTION_NEW_CATEGORIES: _new_categories,
     PRODUCTION_OUT_OF_RANGE: _out_of_range,
+    PRODUCTION_TEXT_LENGTH: _text_length,
 }
 
 
@@ -103,12 +121,14 @@ def check_production(
     for check_id, build in PRODUCTION_CHECKS.items():
         for metric in build(schema, monitor):
             plan.add(metric, check_id)
-    definition = adapter.definition(schema.numeric, schema.categorical)
-    snapshot, checks = adapter.run_report(
-        plan,
-        adapter.dataset(adapter.plain_frame(current[schema.features]), definition),
-        adapter.dataset(adapter.plain_frame(reference[schema.features]), definition),
-    )
+    lengths = [adapter.length_column(c) for c in schema.text]
+    definition = adapter.definition([*schema.numeric, *lengths], schema.categorical, schema.text)
+
+    def table(frame: pd.DataFrame) -> Any:
+        with_lengths = adapter.with_text_lengths(frame[schema.features], schema.text)
+        return adapter.dataset(adapter.plain_frame(with_lengths), definition)
+
+    snapshot, checks = adapter.run_report(plan, table(current), table(reference))
     quality = QualityReport(
         "Data quality of the production window",
         checks,

@@ -21,6 +21,7 @@ from flowship.checks import (
     DATA_ROWS,
     DATA_TARGET_CLASSES,
     DATA_TARGET_VARIES,
+    DATA_TEXT_EMPTY,
     DRIFT_VS_CHAMPION,
     CheckResult,
     QualityReport,
@@ -63,6 +64,21 @@ def _not_constant(frame: pd.DataFrame, schema: Schema, gate: GateSettings) -> li
     return [distinct(column=c, tests=[gt(1)]) for c in schema.features]
 
 
+def _text_empty(frame: pd.DataFrame, schema: Schema, gate: GateSettings) -> list[Any]:
+    from evidently.metrics import InRangeValueCount
+    from evidently.tests import lte
+
+    return [
+        InRangeValueCount(
+            column=adapter.length_column(c),
+            left=0,
+            right=0,
+            share_tests=[lte(gate.max_missing_share)],
+        )
+        for c in schema.text
+    ]
+
+
 def _target_classes(frame: pd.DataFrame, schema: Schema, gate: GateSettings) -> list[Any]:
     from evidently.tests import gte
 
@@ -90,6 +106,7 @@ TRAINING_CHECKS: dict[str, Callable[[pd.DataFrame, Schema, GateSettings], list[A
     DATA_ROWS: _rows,
     DATA_MISSING: _missing,
     DATA_NOT_CONSTANT: _not_constant,
+    DATA_TEXT_EMPTY: _text_empty,
     DATA_TARGET_CLASSES: _target_classes,
     DATA_TARGET_VARIES: _target_varies,
     DATA_CLASS_SHARE: _class_share,
@@ -103,16 +120,20 @@ def check_training_data(frame: pd.DataFrame, schema: Schema, gate: GateSettings)
     Every check is critical: a table that fails one must not produce a champion.
     """
     plan = adapter.Plan()
-    for check_id in (DATA_ROWS, DATA_MISSING, DATA_NOT_CONSTANT, *schema.kind.target_checks):
+    common = (DATA_ROWS, DATA_MISSING, DATA_NOT_CONSTANT, DATA_TEXT_EMPTY)
+    for check_id in (*common, *schema.kind.target_checks):
         for metric in TRAINING_CHECKS[check_id](frame, schema, gate):
             plan.add(metric, check_id)
     target_kind = [schema.target] if schema.kind.classifies else []
+    lengths = [adapter.length_column(c) for c in schema.text]
     definition = adapter.definition(
-        [*schema.numeric, *([] if target_kind else [schema.target])],
+        [*schema.numeric, *lengths, *([] if target_kind else [schema.target])],
         [*schema.categorical, *target_kind],
+        schema.text,
     )
     columns = [*schema.features, schema.target]
-    snapshot, checks = adapter.run_report(plan, adapter.dataset(frame[columns].copy(), definition))
+    table = adapter.with_text_lengths(frame[columns].copy(), schema.text)
+    snapshot, checks = adapter.run_report(plan, adapter.dataset(table, definition))
     return QualityReport("Data quality of the training data", checks, adapter.html(snapshot))
 
 

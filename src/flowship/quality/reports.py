@@ -31,7 +31,8 @@ def check_drift(
     title: str = "Drift of the training data against the champion's",
     extra_numeric: Sequence[str] = (),
 ) -> QualityReport:
-    """Per-column drift (Evidently's defaults per type) and the share of drifted columns.
+    """Per-column drift (Evidently's defaults per type: for text, its domain classifier) and
+    the share of drifted columns, text lengths included.
 
     `extra_numeric` adds columns beyond the features (e.g. the prediction score). The share
     check is critical when `blocking`; each column's own drift only informs.
@@ -39,11 +40,16 @@ def check_drift(
     from evidently.metrics import DriftedColumnsCount, ValueDrift
     from evidently.tests import lte
 
-    wanted = [*schema.features, *extra_numeric]
+    lengths = [adapter.length_column(c) for c in schema.text]
+    current = adapter.with_text_lengths(current, schema.text)
+    reference = adapter.with_text_lengths(reference, schema.text)
+    numbers = [*schema.numeric, *lengths, *extra_numeric]
+    wanted = [*schema.features, *lengths, *extra_numeric]
     columns = [c for c in wanted if c in current.columns and c in reference.columns]
     definition = adapter.definition(
-        [c for c in [*schema.numeric, *extra_numeric] if c in columns],
+        [c for c in numbers if c in columns],
         [c for c in schema.categorical if c in columns],
+        [c for c in schema.text if c in columns],
     )
     plan = adapter.Plan()
     share_test = lte(max_drifted_share, is_critical=blocking)

@@ -1,0 +1,91 @@
+"""`flowship init`: the config it writes for a table, and its refusals."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from flowship.cli import main
+from flowship.config import load_settings
+from flowship.errors import DataValidationError
+from flowship.init import plan_project, project_name, render_config
+from flowship.sample_data import generate_delivery, generate_reviews
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("data/Customer Churn-2024.csv", "customer_churn_2024"),
+        ("s3://bucket/tables/*.parquet", "tables"),
+        ("2025_sales.parquet", "t_2025_sales"),
+    ],
+)
+def test_project_name_is_valid_for_metaflow(path: str, name: str) -> None:
+    assert project_name(path) == name
+
+
+def test_the_written_config_is_valid_and_says_why() -> None:
+    """Regression: the roles with reasons, the task and its metric, the gate between the
+    baseline and a cross-validated ridge, and settings that load."""
+    frame = generate_delivery(1500, seed=3)
+    plan = plan_project(frame, "data/deliveries.csv", "delivery_minutes")
+    text = render_config(plan)
+    settings = load_settings(tomllib.loads(text))
+    assert settings.project.name == "deliveries"
+    assert settings.data.task == "regression" and settings.training.metric == "rmse"
+    assert settings.data.id_column == "order_id"
+    assert "distance_km" in (settings.data.numeric_features or [])
+    assert "ordered_at" not in (settings.data.numeric_features or [])
+    assert '"ordered_at",  # date' in text
+    m = plan.measurement
+    assert m.model < m.bound < m.baseline  # rmse: lower is better
+    assert settings.gate.min_metrics == {"rmse": m.bound}
+    assert "maximum, halfway between the mean baseline" in text
+
+
+def test_text_columns_and_class_shares() -> None:
+    """Reviews: the text column is a text feature; min_class_share lets the table pass."""
+    plan = plan_project(generate_reviews(1200, seed=2), "reviews.csv", "sentiment")
+    assert plan.features("text") == ["review"]
+    assert plan.task.name == "multiclass"
+    shares = generate_reviews(1200, seed=2)["sentiment"].value_counts(normalize=True)
+    assert plan.min_class_share <= shares.min()
+    assert plan.measurement.model > plan.measurement.bound > plan.measurement.baseline
+
+
+@pytest.mark.parametrize(
+    ("frame", "target", "message"),
+    [
+        (pd.DataFrame({"x": [], "y": []}), "y", "has no rows"),
+        (pd.DataFrame({"x": [1, 2], "y": [0, 1]}), "z", r"not a column .*\['x', 'y'\]"),
+        (pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [1, 1, 1]}), "y", "has one class"),
+        (
+            pd.DataFrame({"k": [f"id{i}" for i in range(200)], "y": [0, 1] * 100}),
+            "y",
+            "no usable feature",
+        ),
+    ],
+)
+def test_plan_project_refuses_with_the_fix(frame: pd.DataFrame, target: str, message: str):
+    with pytest.raises(DataValidationError, match=message):
+        plan_project(frame, "t.csv", target)
+
+
+def test_init_writes_once_and_refuses_to_overwrite(tmp_path: Path, capsys) -> None:
+    """The command prints its decisions and the next command; an existing file needs
+    --force; a bad table writes nothing."""
+    table = tmp_path / "reviews.csv"
+    generate_reviews(800, seed=1).to_csv(table, index=False)
+    out = tmp_path / "reviews.toml"
+    assert main(["init", str(table), "--target", "sentiment", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "review" in printed and "text" in printed
+    assert f"next: make train CONFIG={out}" in printed
+    assert main(["init", str(table), "--target", "sentiment", "--out", str(out)]) == 2
+    assert "exists; pass --force" in capsys.readouterr().err
+    missing = tmp_path / "missing.toml"
+    assert main(["init", str(tmp_path / "nope.csv"), "--target", "y", "--out", str(missing)]) == 2
+    assert not missing.exists()
