@@ -25,6 +25,7 @@ TARGET ?=
 TASK ?=
 OUT ?=
 FORCE ?=
+TEST_WORKERS ?=
 MONITOR_ARGS ?=
 FAIL_ON_DRIFT ?=
 HOST ?=
@@ -67,9 +68,9 @@ demo: $(STAMP)
 	$(MAKE) --no-print-directory bento
 	$(FLOWSHIP) loop --config $(CONFIG) $(if $(URL),--url $(URL))
 
-## Run the whole test suite (unit, flows)
+## Run the whole test suite (unit, flows) on every core (TEST_WORKERS=1: one process)
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest $(if $(filter 1,$(TEST_WORKERS)),,-n $(or $(TEST_WORKERS),auto) --dist loadfile)
 
 ## Check style, types and config files (pre-commit on all files)
 lint: $(STAMP)

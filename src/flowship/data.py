@@ -11,7 +11,7 @@ import pandas as pd
 
 from flowship.config import DataSettings
 from flowship.errors import DataValidationError
-from flowship.schema import Label, Schema, native_label
+from flowship.schema import Label, Schema, category_text, native_label
 from flowship.sources import read_source
 from flowship.tasks import choose_task
 
@@ -54,7 +54,9 @@ def infer_schema(frame: pd.DataFrame, settings: DataSettings) -> Schema:
         )
     numeric, categorical, text = _feature_lists(frame, settings)
     positive = _positive_class(classes, settings.positive_class, task.name)
-    categories = {c: sorted(str(v) for v in frame[c].dropna().unique()) for c in categorical}
+    categories = {
+        c: sorted({category_text(v) for v in frame[c].dropna().unique()}) for c in categorical
+    }
     lengths = {}
     for c in text:
         chars = frame[c].fillna("").astype(str).str.len()
@@ -303,7 +305,7 @@ def _label_series(values: pd.Series) -> pd.Series:
 
 
 def _string_categories(values: pd.Series) -> pd.Series:
-    """A `category` column whose categories are the values as strings.
+    """A `category` column whose categories are the values' category text.
 
     Categorises first and converts only the distinct values (not one Python string per row,
     which costs ~60 bytes a row), unless two values print alike (1 and "1").
@@ -311,18 +313,15 @@ def _string_categories(values: pd.Series) -> pd.Series:
     categorical = (
         values if isinstance(values.dtype, pd.CategoricalDtype) else values.astype("category")
     )
-    names = [str(c) for c in categorical.cat.categories]
+    names = [category_text(c) for c in categorical.cat.categories]
     if len(set(names)) < len(names):
         return to_category_strings(values).astype("category")
     return categorical.cat.rename_categories(names)
 
 
 def to_category_strings(values: pd.Series) -> pd.Series:
-    """Categorical values as Python strings in an object column; missing stays NaN."""
-    mask = values.isna()
-    out = values.astype(str).astype(object)
-    out[mask] = np.nan
-    return out
+    """Categorical values as their category text in an object column; missing stays NaN."""
+    return values.astype(object).map(category_text, na_action="ignore").astype(object)
 
 
 def fingerprint_dataset(frame: pd.DataFrame) -> str:

@@ -17,22 +17,30 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from flowship.config import TextSettings
-from flowship.schema import Schema
+from flowship.schema import Schema, category_text
 
 MISSING = "__missing__"
 
 
 class _AsStrings(TransformerMixin, BaseEstimator):
-    """Cast categorical inputs to Python strings so numbers and strings of one value agree."""
+    """Cast categorical inputs to their category text (`schema.category_text`), so a number
+    and a string of one value agree; missing becomes `MISSING`."""
 
     def fit(self, X: Any, y: Any = None) -> _AsStrings:
         return self
 
     def transform(self, X: Any) -> np.ndarray:
         frame = pd.DataFrame(X)
-        # copy: a one-column frame hands out a read-only view of its data.
-        out = frame.astype(str).to_numpy(dtype=object, copy=True)
-        out[frame.isna().to_numpy()] = MISSING
+        out = np.empty(frame.shape, dtype=object)
+        for j, column in enumerate(frame.columns):
+            values = frame[column]
+            if isinstance(values.dtype, pd.CategoricalDtype):  # one conversion per category
+                names = [category_text(c) for c in values.cat.categories]
+                text = pd.Series(np.asarray(names, dtype=object)[values.cat.codes.to_numpy()])
+                text[values.cat.codes.to_numpy() < 0] = MISSING
+            else:
+                text = values.map(category_text, na_action="ignore").where(values.notna(), MISSING)
+            out[:, j] = text.to_numpy(dtype=object)
         return out
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:

@@ -21,7 +21,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, create_model
 
 from flowship.features import MISSING
-from flowship.schema import PROBA_PREFIX, Schema, proba_column
+from flowship.schema import PROBA_PREFIX, Schema, category_text, proba_column
 
 Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 _log = logging.getLogger("flowship.predict")
@@ -38,6 +38,8 @@ def row_model(
     column, if any, is optional.
     """
     text = Annotated[str, Strict(), StringConstraints(max_length=max_string_length)]
+    # a category may come as a number too (a rating, a code): it matches as its category text
+    label = text | Annotated[int, Strict()] | Number | Annotated[bool, Strict()]
     prose = Annotated[str, Strict(), StringConstraints(max_length=max_text_length)]
     fields: dict[str, Any] = {}
     for column in schema.numeric:
@@ -49,7 +51,7 @@ def row_model(
     for column in schema.categorical:
         known = schema.categories.get(column, [])
         fields[column] = (
-            text | None,
+            label | None,
             Field(..., description=f"category; seen in training: {', '.join(known[:20])}"),
         )
     for column in schema.text:
@@ -141,7 +143,7 @@ class FastPredictor:
         if self.categorical:
             onehot = pre.named_transformers_["categorical"].named_steps["onehot"]
             for categories in onehot.categories_:
-                self.index.append({str(c): width + i for i, c in enumerate(categories)})
+                self.index.append({category_text(c): width + i for i, c in enumerate(categories)})
                 width += len(categories)
         self.width = len(self.numeric) + width
 
@@ -162,7 +164,7 @@ class FastPredictor:
         for column, index in zip(self.categorical, self.index, strict=True):
             for i, row in enumerate(rows):
                 value = row[column]
-                slot = index.get(MISSING if value is None else str(value))
+                slot = index.get(MISSING if value is None else category_text(value))
                 if slot is not None:
                     x[i, k + slot] = 1.0
         return x
@@ -225,7 +227,11 @@ def unknown_categories(schema: Schema, rows: Sequence[dict[str, Any]]) -> dict[s
     counts: dict[str, int] = {}
     for column in schema.categorical:
         known = set(schema.categories.get(column, []))
-        n = sum(1 for row in rows if row.get(column) is not None and row[column] not in known)
+        n = sum(
+            1
+            for row in rows
+            if row.get(column) is not None and category_text(row[column]) not in known
+        )
         if n:
             counts[column] = n
     return counts

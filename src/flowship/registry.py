@@ -9,6 +9,7 @@ every reader. `promoted:`/`demoted:` tags stay on the runs for the history.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -179,14 +180,20 @@ def promote(
 def settle_champion(project: str, branch: str, flow: str = "TrainFlow") -> Run | None:
     """Demote every champion-tagged run but the champion (the one promoted last); returns the
     champion. Readers never need this (they pick the same run); it keeps one tag per branch."""
-    standing = champion_standing(project, branch, flow)
-    winner = standing.champion
-    if winner is not None:
+    # Two processes settling at once may both rewrite one run's tags (the local metadata
+    # store has no transactions), and one rewrite can undo the other: read again until no
+    # other champion tag is left. Readers never depend on this: they pick the same run.
+    for attempt in range(10):
+        standing = champion_standing(project, branch, flow)
+        winner = standing.champion
+        if winner is None or not standing.others:
+            return winner
         when, _ = _last_promotion(winner)
         for run in standing.others:
             run.add_tag(f"demoted:{when}:{winner.id}")
             run.remove_tag(CHAMPION_TAG)
-    return winner
+        time.sleep(0.05 * (attempt + 1))
+    return champion_standing(project, branch, flow).champion
 
 
 def rollback(pathspec: str, project: str, branch: str, now: datetime | None = None) -> str | None:

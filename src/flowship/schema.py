@@ -33,6 +33,16 @@ def native_label(value: Any) -> Label:
     return str(value)
 
 
+def category_text(value: Any) -> str:
+    """A category value as text, the same wherever it comes from: 5, 5.0 and "5" are "5"
+    (a rating sent as a JSON number matches the one trained from a CSV), True is "True"."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 class Schema(BaseModel):
     """What a model needs to know about its input table, stored with every model."""
 

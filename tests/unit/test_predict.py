@@ -129,12 +129,17 @@ def test_row_model_numeric_accepts_ints_and_refuses_python_inf_nan(churn: Prepar
         assert _errors(exc) == [(("support_calls",), "finite_number")]
 
 
-def test_row_model_category_must_be_a_string(churn: Prepared) -> None:
-    """A number for a category is refused; an unseen category string is accepted."""
+def test_row_model_category_is_a_label(churn: Prepared) -> None:
+    """A category may be a string or a number (a code, a rating: it matches as its category
+    text, so 3 and 3.0 are one category); an object is refused; an unseen one is accepted."""
+    from flowship.schema import category_text
+
     Row = row_model(churn.schema, 1000)
-    with pytest.raises(ValidationError, match="Input should be a valid string") as exc:
-        Row.model_validate_json(json.dumps(_record(churn.schema, region=3)))
-    assert _errors(exc) == [(("region",), "string_type")]
+    assert Row.model_validate_json(json.dumps(_record(churn.schema, region=3))).region == 3
+    assert category_text(3) == category_text(3.0) == "3"
+    with pytest.raises(ValidationError) as exc:
+        Row.model_validate_json(json.dumps(_record(churn.schema, region={"a": 1})))
+    assert {error[0][0] for error in _errors(exc)} == {"region"}
     assert Row.model_validate(_record(churn.schema, region="atlantis")).region == "atlantis"
 
 
@@ -179,6 +184,9 @@ def test_row_model_json_schema_documents_training_values(churn: Prepared) -> Non
     )
     assert properties["region"]["anyOf"] == [
         {"type": "string", "maxLength": 1000},
+        {"type": "integer"},
+        {"type": "number"},
+        {"type": "boolean"},
         {"type": "null"},
     ]
     for feature in churn.schema.features:
