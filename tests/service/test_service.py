@@ -76,7 +76,7 @@ def test_docs_json_documents_the_real_fields(served) -> None:
     [
         ("missing field", lambda r: r.pop("tenure_months"), "tenure_months"),
         ("wrong type", lambda r: r.update(monthly_charges="cheap"), "monthly_charges"),
-        ("number for a category", lambda r: r.update(contract=2), "contract"),
+        ("object for a category", lambda r: r.update(contract={"plan": 2}), "contract"),
         ("unknown field", lambda r: r.update(colour="red"), "colour"),
     ],
 )
