@@ -39,6 +39,9 @@ DASHBOARD_PORT ?= 8000
 ARGO_OUT ?= build/argo
 SCOPE := $(if $(BRANCH),--branch $(BRANCH)) $(if $(PRODUCTION),--production)
 FLOWSHIP := $(BIN)/python -m flowship
+# flows wait on process start-up and the datastore much of the time: one more test process
+# than cores keeps them busy
+TEST_PROCESSES := $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 CONTAINER := $(BIN)/python -m flowship.container --engine $(CONTAINER_ENGINE)
 # `run=<the run the image packages>`: RUN=, else the branch's champion (fails with its message)
 CHAMPION_RUN = run=$(or $(RUN),$$($(FLOWSHIP) champion --config $(CONFIG) $(SCOPE) --pathspec-only))
@@ -68,9 +71,9 @@ demo: $(STAMP)
 	$(MAKE) --no-print-directory bento
 	$(FLOWSHIP) loop --config $(CONFIG) $(if $(URL),--url $(URL))
 
-## Run the whole test suite (unit, flows) on every core (TEST_WORKERS=1: one process)
+## Run the whole test suite (unit, flows) in cores+1 processes (TEST_WORKERS=1: one process)
 test: $(STAMP)
-	$(BIN)/pytest $(if $(filter 1,$(TEST_WORKERS)),,-n $(or $(TEST_WORKERS),auto) --dist loadfile)
+	$(BIN)/pytest $(if $(filter 1,$(TEST_WORKERS)),,-n $(or $(TEST_WORKERS),$(TEST_PROCESSES)) --dist loadfile)
 
 ## Check style, types and config files (pre-commit on all files)
 lint: $(STAMP)

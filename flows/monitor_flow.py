@@ -22,20 +22,10 @@ from metaflow import (
 from metaflow.integrations import ArgoEvent
 
 import flowship  # noqa: F401  (ships the library with the flow's code package)
-from flowship.cards import render_monitor_card
-from flowship.config import load_settings
-from flowship.monitoring import (
-    SCORE,
-    decide_retrain,
-    load_window,
-    prepare_window,
-    reference_frame,
-    retrain_event_payload,
-)
-from flowship.quality.production import check_window
-from flowship.quality.workspace import save_to_workspace
-from flowship.registry import find_champion_or_fail, load_champion
 from flowship.wiring import project_config, step_resources
+
+# The library is imported in the steps that use it (every task and card render imports this
+# file).
 
 # On Kubernetes / Argo Workflows ([scale] of the config; local runs ignore it):
 DATA_STEP = step_resources("data_steps")
@@ -58,6 +48,9 @@ class MonitorFlow(FlowSpec):
     @step
     def start(self):
         """Validate the config and find the champion whose traffic is checked."""
+        from flowship.config import load_settings
+        from flowship.registry import find_champion_or_fail
+
         self.settings = load_settings(self.config)
         self.champion = find_champion_or_fail(current.project_name, current.branch_name)
         self.next(self.load)
@@ -66,6 +59,9 @@ class MonitorFlow(FlowSpec):
     @step
     def load(self):
         """The prediction-log window (or a file) with delayed labels joined by request id."""
+        from flowship.monitoring import load_window
+        from flowship.registry import load_champion
+
         self.reference_data = load_champion(self.champion)
         self.window = load_window(
             self.settings.monitor,
@@ -81,6 +77,8 @@ class MonitorFlow(FlowSpec):
     @step
     def prepare(self):
         """The window typed and scored; the champion's holdout with its own predictions."""
+        from flowship.monitoring import prepare_window, reference_frame
+
         ref = self.reference_data
         self.reference = reference_frame(ref.holdout, ref.holdout_predictions, ref.schema)
         self.current = prepare_window(self.window, ref.schema, ref.model)
@@ -90,6 +88,9 @@ class MonitorFlow(FlowSpec):
     @step
     def check(self):
         """Evidently: drift of features and predictions, data quality, decay with labels."""
+        from flowship.monitoring import SCORE
+        from flowship.quality.production import check_window
+
         ref = self.reference_data
         self.reports = check_window(
             self.current,
@@ -106,6 +107,9 @@ class MonitorFlow(FlowSpec):
     @step
     def decide(self):
         """Retrain, alarm or nothing, with reasons; the card shows it all."""
+        from flowship.cards import render_monitor_card
+        from flowship.monitoring import decide_retrain
+
         self.verdict = decide_retrain(self.reports, self.champion, self.window)
         self.verdict_json = self.verdict.to_json()
         self.html = render_monitor_card(self.verdict, self.reports)
@@ -114,6 +118,9 @@ class MonitorFlow(FlowSpec):
     @step
     def end(self):
         """Keep the snapshots for the dashboard; say what was decided."""
+        from flowship.monitoring import retrain_event_payload
+        from flowship.quality.workspace import save_to_workspace
+
         save_to_workspace(self.settings.monitor.workspace, current.project_name, self.reports)
         payload = retrain_event_payload(self.verdict, f"{current.flow_name}/{current.run_id}")
         if payload:  # deployed on Argo: starts TrainFlow (@trigger); a no-op in local runs

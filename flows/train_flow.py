@@ -26,23 +26,10 @@ from metaflow import (
 )
 
 import flowship  # noqa: F401  (ships the library with the flow's code package)
-from flowship.cards import render_gate_card, training_card
-from flowship.checks import all_checks
-from flowship.config import load_settings
-from flowship.data import load_training_data, split_dataset
-from flowship.gate import check_override, decide_promotion
-from flowship.lineage import collect_lineage, lineage_tags
-from flowship.monitoring import labelled_production_rows
-from flowship.quality.release import check_training_data, release_checks
-from flowship.registry import apply_verdict, find_champion, load_champion, record_tags
-from flowship.train import (
-    assess_model,
-    fit_candidate,
-    plan_candidates,
-    precheck_candidates,
-    select_best,
-)
 from flowship.wiring import project_config, step_resources
+
+# The library is imported in the steps that use it: every task, and every card render, imports
+# this file, and most of them need neither scikit-learn nor Evidently.
 
 # On Kubernetes / Argo Workflows ([scale] of the config; local runs ignore them):
 DATA_STEP = step_resources("data_steps")
@@ -91,6 +78,12 @@ class TrainFlow(FlowSpec):
     @step
     def start(self):
         """Validate the config and any override, record lineage, find the champion to beat."""
+        from flowship.config import load_settings
+        from flowship.gate import check_override
+        from flowship.lineage import collect_lineage
+        from flowship.registry import find_champion
+        from flowship.train import precheck_candidates
+
         self.settings = load_settings(self.config)
         self.mode = check_override(
             self.settings.gate,
@@ -111,6 +104,13 @@ class TrainFlow(FlowSpec):
     def load(self):
         """Read the table, choose the task, check the table and the candidates against the
         config, fingerprint it, check its quality."""
+        from flowship.data import load_training_data
+        from flowship.lineage import lineage_tags
+        from flowship.monitoring import labelled_production_rows
+        from flowship.quality.release import check_training_data
+        from flowship.registry import load_champion, record_tags
+        from flowship.train import plan_candidates
+
         s = self.settings
         extra = None
         if self.with_feedback:
@@ -139,6 +139,8 @@ class TrainFlow(FlowSpec):
     @step
     def split(self):
         """Seeded split into training part and holdout (stratified when classifying)."""
+        from flowship.data import split_dataset
+
         data = self.settings.data
         self.train_data, self.holdout = split_dataset(
             self.data,
@@ -154,6 +156,8 @@ class TrainFlow(FlowSpec):
     @step
     def train(self):
         """Fit one candidate and score it on a validation split of the training part."""
+        from flowship.train import fit_candidate
+
         self.result = fit_candidate(
             self.input,
             self.train_data,
@@ -167,6 +171,8 @@ class TrainFlow(FlowSpec):
     @step
     def select(self, inputs):
         """Rank the candidates and refit the best on the whole training part."""
+        from flowship.train import select_best
+
         # pydantic objects re-pickle with another byte order in each branch: take one copy
         self.settings, self.schema = inputs[0].settings, inputs[0].schema
         self.data_quality = inputs[0].data_quality
@@ -186,6 +192,11 @@ class TrainFlow(FlowSpec):
     @step
     def evaluate(self):
         """Holdout metrics and importances (card), then Evidently checks against the champion."""
+        from flowship.cards import training_card
+        from flowship.quality.release import release_checks
+        from flowship.registry import load_champion
+        from flowship.train import assess_model
+
         a = assess_model(
             self.model, self.train_data, self.holdout, self.schema, self.settings.training
         )
@@ -209,6 +220,10 @@ class TrainFlow(FlowSpec):
     @step
     def gate(self):
         """Decide promotion from every check; the card shows the verdict and the reports."""
+        from flowship.cards import render_gate_card
+        from flowship.checks import all_checks
+        from flowship.gate import decide_promotion
+
         reports = [self.data_quality, *self.release_reports]
         self.verdict = decide_promotion(
             all_checks(reports),
@@ -228,6 +243,8 @@ class TrainFlow(FlowSpec):
     @step
     def promote(self):
         """Tag the verdict on the run; make it the champion only when the verdict promotes."""
+        from flowship.registry import apply_verdict
+
         self.replaced = apply_verdict(
             self.run_pathspec, self.verdict, current.project_name, current.branch_name
         )

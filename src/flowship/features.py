@@ -17,9 +17,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from flowship.config import TextSettings
-from flowship.schema import Schema, category_text
-
-MISSING = "__missing__"
+from flowship.schema import MISSING, Schema, category_text
 
 
 class _AsStrings(TransformerMixin, BaseEstimator):

@@ -151,6 +151,9 @@ def candidate_grid(rows: int, task: Task, has_text: bool) -> list[dict[str, Any]
         "estimator": "random_forest",
         "params": {"n_estimators": [200], "min_samples_leaf": [2]},
     }
+    if rows <= 5_000:  # a few thousand rows: a wider grid mostly chases noise
+        linear["params"] = {"C": [0.1, 1.0]} if task.classifies else {"alpha": [0.1, 1.0]}
+        return [linear, boosting] if has_text else [linear, boosting, forest]
     if rows <= 20_000:
         boosting["params"] = {"learning_rate": [0.05, 0.1], "max_leaf_nodes": [15, 31]}
         return [linear, boosting] if has_text else [linear, boosting, forest]

@@ -20,8 +20,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, create_model
 
-from flowship.features import MISSING
-from flowship.schema import PROBA_PREFIX, Schema, category_text, proba_column
+from flowship.schema import MISSING, PROBA_PREFIX, Schema, category_text, proba_column
 
 Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 _log = logging.getLogger("flowship.predict")

@@ -15,6 +15,7 @@ from flowship.tasks import Task, TaskName, get_task
 
 Label = str | int | bool
 PROBA_PREFIX = "proba_"
+MISSING = "__missing__"  # the category a missing value is encoded as
 
 
 def proba_column(label: Label) -> str:

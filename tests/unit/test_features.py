@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flowship.features import MISSING, build_preprocessor
-from flowship.schema import Schema
+from flowship.features import build_preprocessor
+from flowship.schema import MISSING, Schema
 
 
 def _schema(numeric: list[str], categorical: list[str], categories: dict[str, list[str]]) -> Schema:
