@@ -5,8 +5,8 @@ Locally the staged folder is renamed to the output (one atomic rename on the sam
 system). S3 has no rename: the staged objects are copied under the output (server-side) and
 the manifest (`_manifest.json`) is written last, so a reader that finds the manifest finds
 every part; the staged objects are deleted afterwards. Metaflow's S3 client reads and writes
-(its endpoint and credentials: the datastore's own settings); copies and deletes, which it
-does not offer, use the boto3 client it configures.
+(its endpoint and credentials: the datastore's own settings); listings, copies and deletes
+use the boto3 client it configures.
 """
 
 from __future__ import annotations
@@ -115,11 +115,12 @@ class _S3:
         client, _ = get_s3_client()
         return client
 
-    def _listed(self, prefix: str) -> list[Any]:
-        from metaflow import S3
-
-        with S3() as s3:
-            return [o for o in s3.list_recursive([prefix.rstrip("/") + "/"]) if o.exists]
+    def _keys(self, prefix: str) -> list[str]:
+        """The keys under `prefix/` (listed in this process: Metaflow's own listing starts a
+        subprocess per call)."""
+        bucket, key = _split(prefix.rstrip("/") + "/")
+        pages = self._client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
+        return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
     def exists(self, url: str) -> bool:
         from metaflow import S3
@@ -127,7 +128,7 @@ class _S3:
         with S3() as s3:
             if s3.info(url, return_missing=True).exists:
                 return True
-        return bool(self._listed(url))
+        return bool(self._keys(url))
 
     def put(self, local: Path, url: str) -> None:
         from metaflow import S3
@@ -137,8 +138,8 @@ class _S3:
         local.unlink()
 
     def names(self, prefix: str) -> list[str]:
-        base = prefix.rstrip("/") + "/"
-        return sorted(o.url[len(base) :] for o in self._listed(prefix))
+        base = len(_split(prefix.rstrip("/") + "/")[1])
+        return sorted(k[base:] for k in self._keys(prefix))
 
     def fetch(self, url: str, dest: Path) -> None:
         from metaflow import S3
@@ -148,7 +149,7 @@ class _S3:
             shutil.copyfile(s3.get(url).path, dest)
 
     def remove(self, prefix: str) -> None:
-        keys = [_split(o.url)[1] for o in self._listed(prefix)]
+        keys = self._keys(prefix)
         if not keys:
             return
         bucket = _split(prefix)[0]
