@@ -178,6 +178,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/serving.py --config config/delivery.toml
 	$(BIN)/python benchmarks/monitor.py
+	$(BIN)/python benchmarks/score.py
 
 ## Regenerate constraints.txt from the current .venv (after changing a range in pyproject.toml)
 constraints: $(STAMP)
