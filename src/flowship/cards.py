@@ -316,7 +316,7 @@ def score_card(summary: ScoreSummary) -> list[Any]:
     ]
     if summary.labels:
         labels = pd.DataFrame(
-            [(k, v, v / scored) for k, v in sorted(summary.labels.items())],
+            [(k, f"{v:,}", v / scored) for k, v in sorted(summary.labels.items())],
             columns=["predicted class", "rows", "share"],
         )
         parts.append(_table(labels))

@@ -416,8 +416,8 @@ def score_shard(
     rejected = int((~checked.valid).sum())
     if rejected > settings.max_reject_share * source.rows:
         raise ScoreError(_too_many(rejected, source.rows, settings, _examples(rows, checked)))
+    pipeline = load_model(model.run)  # first: the limit applies to the libraries loaded
     with threadpool_limits(limits=1):  # one thread, as each service worker computes
-        pipeline = load_model(model.run)
         fast = FastPredictor.build(pipeline, schema, probe_rows(schema))
         outputs = _outputs(pipeline, schema, checked.frame, fast)
     table = schema.kind.prediction_table(outputs, schema)
