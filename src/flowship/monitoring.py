@@ -17,8 +17,8 @@ from flowship.checks import CheckResult, QualityReport, all_checks, drifted_colu
 from flowship.config import DataSettings, MonitorSettings
 from flowship.data import validate_dataset
 from flowship.errors import MonitorError
-from flowship.predict import LOG_COLUMNS, read_prediction_log, scan_prediction_log
-from flowship.schema import PROBA_PREFIX, Schema
+from flowship.predict import is_log_column, read_prediction_log, scan_prediction_log
+from flowship.schema import Schema
 from flowship.sources import read_source
 
 SCORE = "prediction_score"
@@ -326,8 +326,8 @@ def labelled_production_rows(
         *(data.text_features or []),
     ]
     if not features:
-        reserved = {*LOG_COLUMNS, data.id_column, data.target}
-        features = [c for c in log.columns if c not in reserved and not c.startswith(PROBA_PREFIX)]
+        reserved = {data.id_column, data.target}
+        features = [c for c in log.columns if c not in reserved and not is_log_column(c)]
     columns = [c for c in [data.id_column, *features, data.target] if c]
     if log.empty:
         return pd.DataFrame(columns=columns)

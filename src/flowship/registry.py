@@ -294,6 +294,21 @@ def describe_run(run: Run) -> str:
     return "\n".join(lines)
 
 
+def newest_passed_run(project: str, branch: str, other_than: str | None = None) -> Run:
+    """The newest complete run of the branch whose gate passed, other than `other_than`.
+
+    Raises:
+        RegistryError: there is none.
+    """
+    for run in project_runs("TrainFlow", project, branch, GATE_PASSED_TAG):
+        if run.pathspec != other_than and gate_task(run) is not None:
+            return run
+    raise RegistryError(
+        f"no run of project '{project}', branch '{branch}' passed its gate besides "
+        f'{other_than}: train a challenger with `make train TRAIN_ARGS="--dry-run True"`'
+    )
+
+
 def find_champion_or_fail(project: str, branch: str) -> str:
     """The champion's pathspec.
 

@@ -215,6 +215,17 @@ class Task:
             return frame[proba_column(schema.positive)].astype(float)
         return frame[schema.proba_columns].astype(float).max(axis=1)
 
+    def explained_outputs(self, outputs: np.ndarray, schema: Schema) -> np.ndarray | None:
+        """Which output column an explanation of each row explains: the positive class
+        (binary), the predicted class (multiclass); None for regression (the value)."""
+        import numpy as np
+
+        if not self.classifies:
+            return None
+        if self.name == "binary":
+            return np.full(len(outputs), list(schema.classes).index(schema.positive))
+        return np.asarray(outputs.argmax(axis=1))
+
     def labels_from(self, values: pd.Series, schema: Schema) -> pd.Series:
         """True labels read back from feedback files (text, floats) as the model's classes,
         or as numbers; what cannot be read becomes missing."""

@@ -172,7 +172,23 @@ def cmd_verdict(args: argparse.Namespace) -> int:
 
 def cmd_bento(args: argparse.Namespace) -> int:
     tag_file = Path(args.tag_file) if args.tag_file else None
-    print(loop.package(scope_of(args), args.run, tag_file))
+    print(loop.package(scope_of(args), args.run, tag_file, challenger=args.challenger))
+    return 0
+
+
+def cmd_api_key(args: argparse.Namespace) -> int:
+    from flowship.auth import append_key, new_key
+
+    keys_file = Path(args.keys_file or read_settings(args.config).serving.api_keys_file)
+    key = new_key()
+    append_key(keys_file, args.id, key)
+    print(key)
+    print(
+        f"added key {args.id!r} to {keys_file} (only its hash); this is the only time the key "
+        "is shown: keep it secret, send it as 'Authorization: Bearer <key>'. A running service "
+        "picks the change up within a second.",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -180,27 +196,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """`bentoml serve` of the last built Bento, in place of this process (Ctrl-C stops it)."""
     from flowship.errors import ServingError
 
-    serving = read_settings(args.config).serving
+    scope = scope_of(args)
+    serving = scope.settings.serving
     tag_file = Path(args.tag_file)
     if not tag_file.is_file() or not tag_file.read_text().strip():
         raise ServingError("no Bento built yet: run `make bento`")
-    log_dir = log_folder(args.log_dir or serving.prediction_log_dir)
     host = args.host or serving.host
     port = str(args.port or serving.port)
     bentoml = str(Path(sys.executable).with_name("bentoml"))
-    env = {**os.environ, "FLOWSHIP_PREDICTION_LOG_DIR": str(log_dir)}
-    print(f"serving on http://{host}:{port}; predictions are logged to {log_dir}", flush=True)
+    env = {**os.environ, **loop.serving_env(scope, args.log_dir)}
+    print(
+        f"serving on http://{host}:{port}; predictions are logged to "
+        f"{env['FLOWSHIP_PREDICTION_LOG_DIR']}",
+        flush=True,
+    )
     os.execve(
         bentoml,
         [bentoml, "serve", tag_file.read_text().strip(), "--host", host, "--port", port],
         env,
     )
-
-
-def log_folder(path: str) -> Path:
-    """The prediction-log folder for the service: absolute as given, else from the current
-    directory (`make serve PREDICTION_LOG_DIR=/var/log/x` is /var/log/x, not <repo>/var/...)."""
-    return Path(path).expanduser().resolve()
 
 
 def cmd_argo(args: argparse.Namespace) -> int:
@@ -253,13 +267,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         if args.serve:
             address = urlsplit(url)
-            log_dir = str(Path(serving.prediction_log_dir).resolve())
             stack.enter_context(
                 served_bento(
                     Path(args.tag_file).read_text().strip(),
                     address.hostname or serving.host,
                     address.port or serving.port,
-                    {"FLOWSHIP_PREDICTION_LOG_DIR": log_dir},
+                    loop.serving_env(scope),
                 )
             )
         loop.send_traffic(
