@@ -16,6 +16,7 @@ from metaflow import Run
 from flowship.config import ServingSettings
 from flowship.errors import RegistryError, ServingError
 from flowship.estimators import distribution_of
+from flowship.registry import check_challenger
 from flowship.runs import model_artifacts
 
 SPEC_FILE = "flowship/bento_model.json"  # written into the Bento beside the service
@@ -68,8 +69,11 @@ def export_model(run: Run, model_name: str, explain_rows: int = 50) -> tuple[str
         "data": data.data_fingerprint,
         "verdict": verdict.id,
     }
-    seed = data.settings.training.seed
-    background = background_sample(data.train_data, data.schema, explain_rows, seed)
+    background = getattr(data, "explain_background", None)  # the rows the card was measured on
+    if background is None or len(background) < explain_rows:
+        seed = data.settings.training.seed
+        background = background_sample(data.train_data, data.schema, explain_rows, seed)
+    background = background.head(explain_rows)
     model = bentoml.sklearn.save_model(
         model_name,
         data.model,
@@ -174,34 +178,3 @@ def package_run(
         spec = bento_spec(model_tag, metadata, serving, second)
         bento_tag = build_bento(spec, repo, Path(tmp))
     return model_tag, bento_tag
-
-
-def check_challenger(champion: Run, challenger: Run) -> None:
-    """A challenger must be another run, have passed its gate (a passed dry run counts: that
-    is how a challenger is trained without replacing the champion) and take the champion's
-    contract, so one request serves both.
-
-    Raises:
-        RegistryError: saying which of these fails and what to do.
-    """
-    from flowship.schema import contract_changes
-
-    if challenger.pathspec == champion.pathspec:
-        raise RegistryError(
-            f"{challenger.pathspec} is the champion itself; name another run as the challenger "
-            "(CHALLENGER=latest takes the newest passed run that is not the champion)"
-        )
-    theirs = model_artifacts(challenger)
-    verdict = getattr(theirs, "verdict", None)
-    if verdict is None or not verdict.passed:
-        raise RegistryError(
-            f"{challenger.pathspec} did not pass its gate "
-            f"({verdict.decision if verdict else 'no verdict'}): a challenger must pass the "
-            "gate (train it with TRAIN_ARGS='--dry-run True' to keep the champion)"
-        )
-    changes = contract_changes(model_artifacts(champion).schema, theirs.schema)
-    if changes:
-        raise RegistryError(
-            f"{challenger.pathspec} has another contract than the champion {champion.pathspec} "
-            f"({'; '.join(changes)}): one Bento serves one request schema"
-        )

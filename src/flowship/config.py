@@ -175,6 +175,9 @@ class GateSettings(_Section):
         return value
 
 
+OpenPath = Literal["/metrics", "/docs.json"]
+
+
 class ServingSettings(_Section):
     host: str = "127.0.0.1"  # where `make serve` listens (0.0.0.0: every interface)
     port: int = Field(default=3000, ge=1, le=65535)
@@ -193,9 +196,8 @@ class ServingSettings(_Section):
     # `Authorization: Bearer <key>`; the service refuses to start without keys) or "none".
     auth: Literal["keys", "none"] = "keys"
     api_keys_file: str = ".flowship/api-keys"  # "<key id> sha256:<hex>" lines; see README
-    open_paths: list[Literal["/metrics", "/docs.json"]] = Field(
-        default_factory=lambda: ["/metrics"]  # Prometheus scrapes without a key (deploy/)
-    )
+    # Prometheus scrapes /metrics without a key (deploy/); add "/docs.json" to publish the docs
+    open_paths: list[OpenPath] = Field(default_factory=lambda: list[OpenPath](["/metrics"]))
     # A second model in the Bento (`make bento CHALLENGER=...`): "shadow" scores every request
     # off the response path; "ab" answers `challenger_share` of the rows with it.
     challenger_mode: Literal["shadow", "ab"] = "shadow"

@@ -1,15 +1,21 @@
-"""Holdout metrics (classification and regression) and permutation importances
-(scikit-learn), as plain values."""
+"""Holdout metrics (classification and regression), permutation importances (scikit-learn)
+and the predict latency the gate checks, as plain values."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 from sklearn.inspection import permutation_importance
+
+if TYPE_CHECKING:
+    from flowship.checks import QualityReport
+    from flowship.config import GateSettings
+    from flowship.schema import Schema
 
 
 def compute_metrics(
@@ -131,3 +137,93 @@ def compute_importances(
     return table.sort_values(["importance", "feature"], ascending=[False, True]).reset_index(
         drop=True
     )
+
+
+@dataclass(frozen=True)
+class Latency:
+    """In-process predict latency of a model on the service's path, one thread."""
+
+    row_median_ms: float
+    row_p99_ms: float
+    batch_median_ms: float
+    batch_p99_ms: float
+    row_calls: int
+    batch_calls: int
+    batch_rows: int = 100
+
+    def describe(self) -> str:
+        return (
+            f"1 row: median {self.row_median_ms:.2f} ms, p99 {self.row_p99_ms:.2f} ms over "
+            f"{self.row_calls} calls; {self.batch_rows} rows: median "
+            f"{self.batch_median_ms:.2f} ms, p99 {self.batch_p99_ms:.2f} ms over "
+            f"{self.batch_calls} calls (one thread)"
+        )
+
+
+def measure_latency(
+    model: Any, schema: Schema, frame: pd.DataFrame, calls: int, budget_s: float = 3.0
+) -> Latency:
+    """Time `predict_rows` (the service's prediction path, with its fast path when it holds)
+    on one thread: `calls` single-row and `calls` 100-row predictions of rows of `frame`, or
+    as many as fit in `budget_s` per size (at least 10), so a slow model is measured quickly.
+    """
+    import time
+
+    from threadpoolctl import threadpool_limits
+
+    from flowship.predict import FastPredictor, predict_rows, probe_rows
+
+    records = records_of(frame, schema)
+    if not records:
+        raise ValueError("cannot measure latency on an empty frame")
+    batch = [records[i % len(records)] for i in range(100)]
+    timings: dict[int, list[float]] = {1: [], 100: []}
+    with threadpool_limits(limits=1):
+        fast = FastPredictor.build(model, schema, probe_rows(schema))
+        for size, times in timings.items():
+            started = time.perf_counter()
+            for i in range(calls):
+                rows = [records[i % len(records)]] if size == 1 else batch
+                t0 = time.perf_counter()
+                predict_rows(model, schema, rows, fast)
+                times.append(1000 * (time.perf_counter() - t0))
+                if i >= 9 and time.perf_counter() - started > budget_s:
+                    break
+    row, many = np.asarray(timings[1]), np.asarray(timings[100])
+    return Latency(
+        row_median_ms=float(np.median(row)),
+        row_p99_ms=float(np.percentile(row, 99)),
+        batch_median_ms=float(np.median(many)),
+        batch_p99_ms=float(np.percentile(many, 99)),
+        row_calls=len(row),
+        batch_calls=len(many),
+    )
+
+
+def latency_report(latency: Latency, gate: GateSettings) -> QualityReport:
+    """The latency checks of the gate: each p99 against its limit; critical only with
+    `[gate] latency_blocks` (a warning otherwise)."""
+    from flowship.checks import LATENCY_BATCH, LATENCY_ROW, QualityReport, make_check
+
+    checks = [
+        make_check(
+            check_id,
+            "pass" if p99 <= limit else "fail",
+            critical=gate.latency_blocks,
+            value=p99,
+            threshold=limit,
+            condition=f"<= {limit:g}",
+            description=latency.describe(),
+        )
+        for check_id, p99, limit in (
+            (LATENCY_ROW, latency.row_p99_ms, gate.max_latency_ms),
+            (LATENCY_BATCH, latency.batch_p99_ms, gate.max_batch_latency_ms),
+        )
+    ]
+    return QualityReport("Predict latency (in process, one thread)", checks, "")
+
+
+def records_of(frame: pd.DataFrame, schema: Schema) -> list[dict[str, Any]]:
+    """Rows as a client sends them: the features, missing values as None."""
+    features = frame[schema.features].astype(object)
+    return features.where(features.notna(), None).to_dict(orient="records")

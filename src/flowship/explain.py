@@ -223,12 +223,12 @@ class RowExplainer:
         sparse = sp.issparse(self.background)
         size = self.background.shape[0]
         # per feature: its background columns, then the row's (index `size`)
-        parts = [
-            (sp.vstack if sparse else np.vstack)([self.background[:, b], row[:, b]])
+        parts: list[Any] = [
+            sp.vstack([self.background[:, b], row[:, b]]).tocsr()
+            if sparse
+            else np.vstack([self.background[:, b], row[:, b]])
             for b in self.blocks
         ]
-        if sparse:
-            parts = [part.tocsr() for part in parts]
         chunk = max(1, 200_000 // size)  # coalitions per model call
         out = np.empty(len(masks))
         for start in range(0, len(masks), chunk):

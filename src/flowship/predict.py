@@ -117,23 +117,27 @@ def answer_model(schema: Schema, per_row_model: bool = False) -> type[BaseModel]
 def answers(predictions: Predictions, models: Sequence[str] | None = None) -> list[BaseModel]:
     """Each row's answer (built without re-validation: the values come from the model), with
     the model that answered it when `models` names one per row."""
-    by = {} if models is None else {"model_version": None}
+    extra: list[dict[str, str]] = (
+        [{} for _ in predictions.labels]
+        if models is None
+        else [{"model_version": m} for m in models]
+    )
     if not predictions.classes:
-        kind: Any = ValuePredictionBy if by else ValuePrediction
-        built = [kind.model_construct(prediction=v, **by) for v in predictions.labels]
-    else:
-        kind = ClassPredictionBy if by else ClassPrediction
-        names = predictions.classes
-        built = [
-            kind.model_construct(
-                prediction=label, probabilities=dict(zip(names, proba, strict=True)), **by
-            )
-            for label, proba in zip(predictions.labels, predictions.probabilities, strict=True)
+        value: Any = ValuePrediction if models is None else ValuePredictionBy
+        return [
+            value.model_construct(prediction=v, **e)
+            for v, e in zip(predictions.labels, extra, strict=True)
         ]
-    if models is not None:
-        for answer, model in zip(built, models, strict=True):
-            answer.model_version = model  # type: ignore[attr-defined]
-    return built
+    kind: Any = ClassPrediction if models is None else ClassPredictionBy
+    names = predictions.classes
+    return [
+        kind.model_construct(
+            prediction=label, probabilities=dict(zip(names, proba, strict=True)), **e
+        )
+        for label, proba, e in zip(
+            predictions.labels, predictions.probabilities, extra, strict=True
+        )
+    ]
 
 
 class FastPredictor:

@@ -103,7 +103,7 @@ RowExplanation: Any = create_model(
         dict[str, float],
         Field(description="each feature's contribution: base_value + their sum = output"),
     ),
-    **{"class": (str | int | bool | None, Field(None, description="the explained class"))},
+    **{"class": (str | int | bool | None, Field(None, description="the explained class"))},  # type: ignore[call-overload]
 )
 ExplainResponse: Any = create_model(
     "ExplainResponse",

@@ -215,6 +215,15 @@ class Task:
             return frame[proba_column(schema.positive)].astype(float)
         return frame[schema.proba_columns].astype(float).max(axis=1)
 
+    @property
+    def explained_output(self) -> str:
+        """What an explanation of a row explains, in words (cards, docs)."""
+        if not self.classifies:
+            return "the predicted value"
+        if self.name == "binary":
+            return "the probability of the positive class"
+        return "the probability of the predicted class"
+
     def explained_outputs(self, outputs: np.ndarray, schema: Schema) -> np.ndarray | None:
         """Which output column an explanation of each row explains: the positive class
         (binary), the predicted class (multiclass); None for regression (the value)."""

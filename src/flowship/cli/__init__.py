@@ -142,6 +142,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     loop.add_argument("--url", help="where to serve (default: [serving] host and port)")
 
+    for name, help_text, func in (
+        (
+            "compare",
+            "champion vs challenger on the labelled rows of the prediction log",
+            c.cmd_compare,
+        ),
+        (
+            "promote-challenger",
+            "promote the challenger when the live comparison favours it",
+            c.cmd_promote_challenger,
+        ),
+    ):
+        live = _scoped(sub, name, help_text, func)
+        live.add_argument("--since", help="ISO time: only predictions logged since then")
+        live.add_argument("--log-dir", help="default: [serving] prediction_log_dir")
+        live.add_argument("--out", default="reports/compare", help="folder for the JSON and HTML")
+
     mverdict = _scoped(
         sub, "monitor-verdict", "print the newest MonitorFlow verdict", c.cmd_monitor_verdict
     )

@@ -8,11 +8,15 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flowship.cli import loop
 from flowship.cli.scope import scope_of
 from flowship.config import SAMPLE_ROWS, SAMPLE_SEED, read_settings
 from flowship.errors import GateError, RegistryError
+
+if TYPE_CHECKING:
+    from flowship.compare import LiveComparison
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -318,4 +322,59 @@ def cmd_loop(args: argparse.Namespace) -> int:
     scope = scope_of(args)
     serving = scope.settings.serving
     loop.demo_loop(scope, args.url or f"http://{serving.host}:{serving.port}")
+    return 0
+
+
+def _live_comparison(args: argparse.Namespace) -> tuple[LiveComparison, str]:
+    """The champion against the challenger on the labelled rows of the prediction log."""
+    from datetime import datetime
+
+    from flowship.compare import compare_live, live_window, paired_rows
+    from flowship.registry import find_champion_or_fail, load_champion
+
+    scope = scope_of(args)
+    settings = scope.settings
+    champion = find_champion_or_fail(scope.project, scope.branch_name)
+    reference = load_champion(champion)
+    assert reference is not None
+    since = datetime.fromisoformat(args.since) if args.since else None
+    window = live_window(
+        args.log_dir or settings.serving.prediction_log_dir,
+        settings.monitor.feedback_dir,
+        reference.schema,
+        since,
+    )
+    paired = paired_rows(window, reference.schema, champion)
+    return compare_live(paired, reference.schema, reference.metric, settings.gate, champion)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from flowship.cards import render_live_page
+    from flowship.compare import describe
+
+    comparison, html = _live_comparison(args)
+    print("\n".join(describe(comparison)))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "comparison.json").write_text(comparison.to_json())
+    (out / "compare.html").write_text(render_live_page(comparison, html))
+    print(f"written to {out / 'comparison.json'} and {out / 'compare.html'}", file=sys.stderr)
+    return 0
+
+
+def cmd_promote_challenger(args: argparse.Namespace) -> int:
+    from flowship.compare import describe
+    from flowship.registry import promote_challenger
+
+    comparison, _ = _live_comparison(args)
+    print("\n".join(describe(comparison)))
+    scope = scope_of(args)
+    replaced = promote_challenger(comparison, scope.project, scope.branch_name)
+    audit = Path(args.out) / f"promotion-{comparison.id}.json"
+    audit.parent.mkdir(parents=True, exist_ok=True)
+    audit.write_text(comparison.to_json())
+    print(
+        f"{comparison.challenger_run} is the champion (replacing {replaced}); the evidence is "
+        f"in {audit}. Rebuild the Bento: make bento"
+    )
     return 0
