@@ -102,8 +102,8 @@ def bootstrap_difference(
         y, ours, theirs = y[keep], ours[keep], theirs[keep]
 
     def difference(index: np.ndarray) -> float:
-        a = task.compute_metrics(y[index], ours[index], schema)[metric]
-        b = task.compute_metrics(y[index], theirs[index], schema)[metric]
+        a = task.compute_metric(metric, y[index], ours[index], schema)
+        b = task.compute_metric(metric, y[index], theirs[index], schema)
         return direction.score(b) - direction.score(a)
 
     point = difference(np.arange(len(y)))

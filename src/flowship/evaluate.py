@@ -23,8 +23,9 @@ def compute_metrics(
     proba: np.ndarray,
     classes: Sequence[Any],
     positive_class: Any = None,
+    only: str | None = None,
 ) -> dict[str, float]:
-    """Holdout metrics from predicted probabilities.
+    """Holdout metrics from predicted probabilities (just `only`, when named).
 
     Binary metrics (f1, precision, recall) use `positive_class`; multiclass ones are macro
     averages and roc_auc is one-vs-rest. The predicted label is the most probable class.
@@ -34,6 +35,7 @@ def compute_metrics(
         proba: probabilities, one column per class in the order of `classes`.
         classes: the class labels (sorted as the model saw them).
         positive_class: the positive label of a binary task (None for multiclass).
+        only: compute this metric alone (a bootstrap computes one metric many times).
 
     Raises:
         ValueError: the shapes of `y_true`, `proba` and `classes` disagree.
@@ -50,40 +52,45 @@ def compute_metrics(
     if (y_idx < 0).any():
         unknown = sorted({str(v) for v in y[y_idx < 0]})
         raise ValueError(f"labels {unknown} are not among the model's classes {list(classes)}")
-    out = {
-        "accuracy": float(skm.accuracy_score(y_idx, proba.argmax(axis=1))),
-        "log_loss": float(skm.log_loss(y_idx, proba, labels=list(range(len(classes))))),
-    }
     present = np.unique(y_idx)
+    p_idx = proba.argmax(axis=1)
+    label_ids = list(range(len(classes)))
+    metrics: dict[str, Callable[[], float]] = {
+        "accuracy": lambda: skm.accuracy_score(y_idx, p_idx),
+        "log_loss": lambda: skm.log_loss(y_idx, proba, labels=label_ids),
+    }
     if len(classes) == 2:
         pos = index[positive_class if positive_class is not None else classes[-1]]
-        y_bin = (y_idx == pos).astype(int)
-        p_bin = (proba.argmax(axis=1) == pos).astype(int)
-        out["roc_auc"] = (
-            float(skm.roc_auc_score(y_bin, proba[:, pos])) if len(present) == 2 else float("nan")
-        )
-        out["f1"] = float(skm.f1_score(y_bin, p_bin, zero_division=0))
-        out["precision"] = float(skm.precision_score(y_bin, p_bin, zero_division=0))
-        out["recall"] = float(skm.recall_score(y_bin, p_bin, zero_division=0))
+        y_bin, p_bin = (y_idx == pos).astype(int), (p_idx == pos).astype(int)
+        metrics |= {
+            "roc_auc": lambda: (
+                skm.roc_auc_score(y_bin, proba[:, pos]) if len(present) == 2 else float("nan")
+            ),
+            "f1": lambda: skm.f1_score(y_bin, p_bin, zero_division=0),
+            "precision": lambda: skm.precision_score(y_bin, p_bin, zero_division=0),
+            "recall": lambda: skm.recall_score(y_bin, p_bin, zero_division=0),
+        }
     else:
-        p_idx = proba.argmax(axis=1)
-        label_ids = list(range(len(classes)))
-        avg = dict(labels=label_ids, average="macro", zero_division=0)
-        out["f1"] = float(skm.f1_score(y_idx, p_idx, **avg))
-        out["precision"] = float(skm.precision_score(y_idx, p_idx, **avg))
-        out["recall"] = float(skm.recall_score(y_idx, p_idx, **avg))
-        out["roc_auc"] = (
-            float(skm.roc_auc_score(y_idx, proba, multi_class="ovr", labels=label_ids))
-            if len(present) == len(classes)
-            else float("nan")
-        )
-    return out
+        avg: dict[str, Any] = dict(labels=label_ids, average="macro", zero_division=0)
+        metrics |= {
+            "f1": lambda: skm.f1_score(y_idx, p_idx, **avg),
+            "precision": lambda: skm.precision_score(y_idx, p_idx, **avg),
+            "recall": lambda: skm.recall_score(y_idx, p_idx, **avg),
+            "roc_auc": lambda: (
+                skm.roc_auc_score(y_idx, proba, multi_class="ovr", labels=label_ids)
+                if len(present) == len(classes)
+                else float("nan")
+            ),
+        }
+    names = [only] if only is not None else list(metrics)
+    return {name: float(metrics[name]()) for name in names}
 
 
 def compute_regression_metrics(
-    y_true: Sequence[Any] | pd.Series, values: np.ndarray
+    y_true: Sequence[Any] | pd.Series, values: np.ndarray, only: str | None = None
 ) -> dict[str, float]:
-    """rmse, mae, r2 and mape (in percent, as Evidently reports it) of predicted values.
+    """rmse, mae, r2 and mape (in percent, as Evidently reports it) of predicted values (just
+    `only`, when named).
 
     Raises:
         ValueError: the lengths differ, or a true value is not a number.
@@ -92,12 +99,14 @@ def compute_regression_metrics(
     predicted = np.asarray(values, dtype=float).reshape(-1)
     if len(y) != len(predicted):
         raise ValueError(f"{len(predicted)} predictions for {len(y)} true values")
-    return {
-        "rmse": float(np.sqrt(skm.mean_squared_error(y, predicted))),
-        "mae": float(skm.mean_absolute_error(y, predicted)),
-        "r2": float(skm.r2_score(y, predicted)) if len(y) > 1 else float("nan"),
-        "mape": float(100 * skm.mean_absolute_percentage_error(y, predicted)),
+    metrics: dict[str, Callable[[], float]] = {
+        "rmse": lambda: np.sqrt(skm.mean_squared_error(y, predicted)),
+        "mae": lambda: skm.mean_absolute_error(y, predicted),
+        "r2": lambda: skm.r2_score(y, predicted) if len(y) > 1 else float("nan"),
+        "mape": lambda: 100 * skm.mean_absolute_percentage_error(y, predicted),
     }
+    names = [only] if only is not None else list(metrics)
+    return {name: float(metrics[name]()) for name in names}
 
 
 def compute_importances(

@@ -104,7 +104,7 @@ class Task:
     classifies: bool  # the model predicts classes (with probabilities)
     baseline_name: str  # what the naive baseline predicts ("majority", "mean"), for the card
     target_checks: tuple[str, ...]  # the data-quality checks of the target (`flowship.checks`)
-    _compute: Callable[[Any, np.ndarray, Schema], dict[str, float]] = field(repr=False)
+    _compute: Callable[..., dict[str, float]] = field(repr=False)
 
     @property
     def metrics(self) -> list[str]:
@@ -250,6 +250,10 @@ class Task:
         """Every metric of the task on true labels / values and the model's outputs."""
         return self._compute(y_true, outputs, schema)
 
+    def compute_metric(self, name: str, y_true: Any, outputs: np.ndarray, schema: Schema) -> float:
+        """One metric of the task (cheaper than all of them, for resampling)."""
+        return self._compute(y_true, outputs, schema, name)[name]
+
     def baseline_outputs(self, y_train: pd.Series, rows: int, schema: Schema) -> np.ndarray:
         """What the naive baseline outputs for `rows` rows: the training priors of every
         class (majority class), or the training mean."""
@@ -335,16 +339,20 @@ class Task:
         return frame, view
 
 
-def _classification_metrics(y_true: Any, outputs: np.ndarray, schema: Schema) -> dict[str, float]:
+def _classification_metrics(
+    y_true: Any, outputs: np.ndarray, schema: Schema, only: str | None = None
+) -> dict[str, float]:
     from flowship.evaluate import compute_metrics
 
-    return compute_metrics(y_true, outputs, schema.classes, schema.positive_class)
+    return compute_metrics(y_true, outputs, schema.classes, schema.positive_class, only)
 
 
-def _regression_metrics(y_true: Any, outputs: np.ndarray, schema: Schema) -> dict[str, float]:
+def _regression_metrics(
+    y_true: Any, outputs: np.ndarray, schema: Schema, only: str | None = None
+) -> dict[str, float]:
     from flowship.evaluate import compute_regression_metrics
 
-    return compute_regression_metrics(y_true, outputs)
+    return compute_regression_metrics(y_true, outputs, only)
 
 
 _CLASS_CHECKS = ("data.target_classes", "data.class_share")
