@@ -4,6 +4,7 @@ from that exact model tag (never `:latest`)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from typing import Any
 
 from metaflow import Run
 
+from flowship.auth import KEYS_ENV, key_line, new_key
 from flowship.config import ServingSettings
 from flowship.errors import RegistryError, ServingError
 from flowship.estimators import distribution_of
@@ -148,8 +150,11 @@ def build_bento(spec: dict[str, Any], repo: Path, workdir: Path) -> str:
     (workdir / "bentofile.yaml").write_text(yaml.safe_dump(bentofile, sort_keys=False))
     bentoml = Path(sys.executable).with_name("bentoml")
     cmd = [str(bentoml), "build", "-f", str(workdir / "bentofile.yaml"), "-o", "tag", str(src)]
+    # `bentoml build` imports the service, which refuses to load without API keys: give the
+    # build a throwaway one (the Bento keeps no environment; serving needs real keys)
+    env = {**os.environ, KEYS_ENV: key_line("build", new_key())}
     # cwd = the build context: BentoML resolves docker.dockerfile_template only inside the cwd
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, env=env)
     if done.returncode != 0:
         raise ServingError(f"bentoml build failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     return done.stdout.strip().splitlines()[-1].removeprefix("__tag__:")

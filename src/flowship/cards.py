@@ -191,7 +191,7 @@ def training_card(results: TrainingResults, rows: tuple[int, int]) -> list[Any]:
     ]
     explanation = getattr(results, "explanation", None)
     if explanation is not None and len(explanation):
-        explained = min(len(results.holdout_predictions), results.settings.training.explain_rows)
+        explained = explanation.attrs.get("rows", len(results.holdout_predictions))
         parts += [
             Markdown(
                 f"## Mean \\|SHAP\\| on {explained:,} holdout rows\n"

@@ -115,6 +115,8 @@ class TrainingSettings(_Section):
     validation_size: float = Field(default=0.2, gt=0.0, lt=1.0)
     importance_rows: int = Field(default=5000, ge=100)
     explain_rows: int = Field(default=200, ge=1)  # holdout rows of the card's mean |SHAP|
+    # fewer rows when explaining them model-agnostically would predict more rows than this
+    explain_max_predictions: int = Field(default=20_000_000, ge=1)
     max_workers: int = Field(default=4, ge=1, le=256)  # candidates fitting at once (local runs)
     text: TextSettings = Field(default_factory=TextSettings)
     candidates: list[CandidateSettings] | None = None  # None: the task's default candidates

@@ -106,37 +106,73 @@ class RowExplainer:
         self.background = self.preprocess.transform(background[schema.features])
         self.max_evals = max_evals
         self.method: Method = "exact"
+        self._shap_explainer: Any = None
         self._shap_explainer = self._fitted_explainer()
 
     def _fitted_explainer(self) -> Any:
-        """shap's tree or linear explainer when the estimator is one it reads, else None."""
+        """shap's tree or linear explainer when the estimator is one it reads and its
+        explanations add up on probe rows (`predict.probe_rows`), else None."""
         import shap
 
         task = self.schema.kind
-        width = self.background.shape[1]
-        if width > 5000:  # wide sparse text: only the model-agnostic explainer stays cheap
+        if self.background.shape[1] > 5000:  # wide sparse text: the model-agnostic one is cheaper
             return None
         background = _dense(self.background)
-        try:
-            explainer = shap.TreeExplainer(
-                self.estimator,
-                data=background,
-                feature_perturbation="interventional",
-                model_output="probability" if task.classifies else "raw",
-            )
-            self.method = "tree"
-            return explainer
-        except (ValueError, NotImplementedError):  # InvalidModelError: not trees it reads
-            pass
+        output = "probability" if task.classifies else "raw"
+        candidates: list[tuple[Method, Any]] = [
+            # the average over the background rows is the base value, as in the agnostic one
+            (
+                "tree",
+                lambda: shap.TreeExplainer(
+                    self.estimator,
+                    data=background,
+                    feature_perturbation="interventional",
+                    model_output=output,
+                ),
+            ),
+            # the trees' own training cover (exact where shap's interventional reading is not,
+            # e.g. scikit-learn's random forests)
+            ("tree", lambda: shap.TreeExplainer(self.estimator)),
+        ]
         if not task.classifies:
+            masker = shap.maskers.Independent(background, max_samples=len(background))
+            candidates.append(("linear", lambda: shap.LinearExplainer(self.estimator, masker)))
+        from flowship.predict import frame_of, probe_rows
+
+        # typical rows without missing values (not background rows either: explaining a
+        # background row itself, or a value on a split threshold such as an imputed median,
+        # trips shap's interventional reading of some ensembles; rows that do fall back to the
+        # model-agnostic explainer one by one in `explain`)
+        typical = [row for row in probe_rows(self.schema) if None not in row.values()][:4]
+        probe = self.preprocess.transform(frame_of(typical, self.schema))
+        for method, build in candidates:
             try:
-                masker = shap.maskers.Independent(background, max_samples=len(background))
-                explainer = shap.LinearExplainer(self.estimator, masker)
-                self.method = "linear"
+                explainer = build()
+            except (ValueError, NotImplementedError):  # InvalidModelError: not a model it reads
+                continue
+            self.method, self._shap_explainer = method, explainer
+            outputs = task.outputs(self.estimator, probe)
+            columns = task.explained_outputs(outputs, self.schema)
+            picked = outputs if columns is None else outputs[np.arange(len(outputs)), columns]
+            try:
+                base, values = self._fitted_values(probe, columns)
+            except (ValueError, IndexError):  # an output layout it cannot give
+                continue
+            if np.allclose(base + values.sum(axis=1), picked, rtol=0, atol=TOLERANCE):
                 return explainer
-            except (ValueError, NotImplementedError):  # not a linear model
-                pass
+        self.method = "exact" if 2 ** len(self.blocks) <= self.max_evals else "permutation"
         return None
+
+    @property
+    def agnostic(self) -> bool:
+        """Whether rows are explained model-agnostically (costly: see `predictions_per_row`)."""
+        return self._shap_explainer is None
+
+    @property
+    def predictions_per_row(self) -> int:
+        """Rows the model-agnostic explainer predicts to explain one row (its cost)."""
+        coalitions = min(2 ** len(self.blocks), max(self.max_evals, 2 * len(self.blocks) + 1))
+        return coalitions * self.background.shape[0]
 
     def explain(self, frame: pd.DataFrame) -> list[Explanation]:
         """One explanation per row of `frame` (raw feature values, as the pipeline takes)."""
@@ -302,10 +338,27 @@ def background_sample(frame: pd.DataFrame, schema: Schema, rows: int, seed: int)
     return picked.reset_index(drop=True)
 
 
+def explain_sample(
+    explainer: RowExplainer, frame: pd.DataFrame, rows: int, max_predictions: int, seed: int
+) -> list[Explanation]:
+    """Explanations of a seeded sample of at most `rows` rows of `frame`, fewer when the
+    model-agnostic explainer would predict more than `max_predictions` rows for them (a slow
+    model explained on the training card must not take hours)."""
+    if explainer.agnostic:
+        rows = min(rows, max(1, max_predictions // explainer.predictions_per_row))
+    picked = frame if len(frame) <= rows else frame.sample(n=rows, random_state=seed)
+    return explainer.explain(picked)
+
+
 def global_importance(explanations: Sequence[Explanation]) -> pd.DataFrame:
-    """Mean |contribution| per feature over explained rows, largest first."""
+    """Mean |contribution| per feature over explained rows, largest first (`attrs["rows"]`:
+    how many rows)."""
     if not explanations:
-        return pd.DataFrame(columns=["feature", "mean_abs_shap"])
-    table = pd.DataFrame([e.contributions for e in explanations]).abs().mean()
-    out = table.rename("mean_abs_shap").rename_axis("feature").reset_index()
-    return out.sort_values("mean_abs_shap", ascending=False, kind="stable").reset_index(drop=True)
+        out = pd.DataFrame(columns=["feature", "mean_abs_shap"])
+    else:
+        table = pd.DataFrame([e.contributions for e in explanations]).abs().mean()
+        out = table.rename("mean_abs_shap").rename_axis("feature").reset_index()
+        out = out.sort_values("mean_abs_shap", ascending=False, kind="stable")
+        out = out.reset_index(drop=True)
+    out.attrs["rows"] = len(explanations)
+    return out

@@ -29,7 +29,7 @@ from pydantic import Field, create_model
 from threadpoolctl import threadpool_limits
 
 from flowship.auth import KeySource
-from flowship.bentoml_patches import patch_timeout_middleware
+from flowship.bentoml_patches import patch_error_schema, patch_timeout_middleware
 from flowship.challenger import Shadowed, ShadowScorer, assigned_to_challenger
 from flowship.config import ServingSettings
 from flowship.middleware import KEY_ID, ApiKeyAuth, BodyLimit, JsonOnly
@@ -50,6 +50,7 @@ from flowship.predict import (
 from flowship.schema import Schema
 
 _log = logging.getLogger("flowship.service")
+patch_error_schema()  # /docs.json documents a 400's detail as BentoML sends it
 
 
 def _spec_path() -> Path:
@@ -342,9 +343,15 @@ class Flowship:
             explain_max_rows` records per request."""
             from flowship.predict import frame_of
 
-            explanations = self._row_explainer().explain(
-                frame_of([r.model_dump() for r in rows], SCHEMA)
-            )
+            explainer, seconds_per_row = self._row_explainer()
+            most = max(1, int(SERVING.timeout_s / 2 / seconds_per_row))
+            if len(rows) > most:
+                raise bentoml.exceptions.InvalidArgument(
+                    f"explaining {len(rows)} rows takes about {len(rows) * seconds_per_row:.0f} s "
+                    f"with this model ({explainer.method} explanations), more than half the "
+                    f"{SERVING.timeout_s} s timeout: send at most {most} rows per request"
+                )
+            explanations = explainer.explain(frame_of([r.model_dump() for r in rows], SCHEMA))
             return ExplainResponse.model_construct(
                 request_id=uuid.uuid4().hex,
                 model_version=self.version,
@@ -359,17 +366,19 @@ class Flowship:
                 ],
             )
 
-    def _row_explainer(self) -> Any:
-        """The champion's explainer, built at the first `/explain` of this worker (shap is
-        imported then, not at start-up)."""
+    def _row_explainer(self) -> tuple[Any, float]:
+        """The champion's explainer and the seconds it takes per row (timed on a probe row),
+        built at the first `/explain` of this worker (shap is imported then, not at start-up)."""
         with self._explainer_lock:
             if self._explainer is None:
                 from flowship.explain import RowExplainer
+                from flowship.predict import frame_of
 
-                background = self.model_ref.stored.custom_objects["explain_background"]
-                self._explainer = RowExplainer(
-                    self.model, SCHEMA, background, SERVING.explain_max_evals
-                )
+                background = self.model_ref.custom_objects["explain_background"]
+                explainer = RowExplainer(self.model, SCHEMA, background, SERVING.explain_max_evals)
+                started = time.perf_counter()
+                explainer.explain(frame_of(probe_rows(SCHEMA)[:1], SCHEMA))
+                self._explainer = (explainer, max(time.perf_counter() - started, 1e-4))
             return self._explainer
 
     @bentoml.on_shutdown

@@ -27,7 +27,7 @@ from flowship.estimators import (
     thread_param,
 )
 from flowship.evaluate import Latency, compute_importances, measure_latency
-from flowship.explain import RowExplainer, global_importance
+from flowship.explain import RowExplainer, explain_sample, global_importance
 from flowship.features import build_preprocessor
 from flowship.schema import Schema
 from flowship.tasks import Task, get_metric, get_task
@@ -373,11 +373,15 @@ def assess_model(
     )
     explanation = None
     if background is not None:
-        rows = holdout[schema.features]
-        if len(rows) > training.explain_rows:
-            rows = rows.sample(n=training.explain_rows, random_state=training.seed)
         explainer = RowExplainer(model, schema, background, max_evals)
-        explanation = global_importance(explainer.explain(rows))
+        explained = explain_sample(
+            explainer,
+            holdout[schema.features],
+            training.explain_rows,
+            training.explain_max_predictions,
+            training.seed,
+        )
+        explanation = global_importance(explained)
     return Assessment(
         metrics=metrics,
         baseline_metrics=baseline,

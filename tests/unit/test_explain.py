@@ -75,26 +75,24 @@ def _assert_additive(prepared: Prepared, pipeline, explanations, frame) -> None:
 
 
 def test_a_tree_model_is_explained_by_shap_tree_explainer(churn: Prepared) -> None:
-    """Gradient boosting (binary): TreeExplainer, additive, explaining P(positive class)."""
-    pipeline = _fitted(churn, "hist_gradient_boosting", max_iter=30)
+    """A random forest (binary): TreeExplainer, additive, explaining P(positive class)."""
+    pipeline = _fitted(churn, "random_forest", n_estimators=30)
     explainer, explanations, frame = _explain(churn, pipeline)
-    assert explainer.method == "tree"
+    assert explainer.method == "tree" and {e.method for e in explanations} == {"tree"}
     _assert_additive(churn, pipeline, explanations, frame)
     assert {e.label for e in explanations} == {churn.schema.positive}
 
 
-def test_tree_shap_equals_exact_shapley_values(churn: Prepared) -> None:
-    """The tree explainer and the model-agnostic exact computation agree: both are the
-    interventional Shapley values against the same background."""
-    pipeline = _fitted(churn, "hist_gradient_boosting", max_iter=30)
-    explainer, tree, frame = _explain(churn, pipeline, rows=3)
-    explainer._shap_explainer = None  # force the model-agnostic path
-    exact = explainer.explain(frame)
-    for a, b in zip(tree, exact, strict=True):
-        assert b.method == "exact"
-        assert a.base_value == pytest.approx(b.base_value, abs=1e-6)
-        for feature in churn.schema.features:
-            assert a.contributions[feature] == pytest.approx(b.contributions[feature], abs=1e-6)
+def test_gradient_boosting_is_additive_whichever_explainer_holds(
+    churn: Prepared, delivery: Prepared
+) -> None:
+    """shap reads scikit-learn's gradient boosting only approximately on some rows (up to
+    1e-3 in probability here): those rows get the exact model-agnostic values instead, so
+    every answer adds up."""
+    for prepared in (churn, delivery):
+        pipeline = _fitted(prepared, "hist_gradient_boosting", max_iter=30)
+        _, explanations, frame = _explain(prepared, pipeline)
+        _assert_additive(prepared, pipeline, explanations, frame)
 
 
 def test_a_linear_regressor_is_explained_by_shap_linear_explainer(delivery: Prepared) -> None:
