@@ -201,8 +201,9 @@ def test_a_slow_challenger_drops_rows_instead_of_delaying_answers(
     challenger_bento, champion_run, tmp_path: Path
 ) -> None:
     """With the shadow queue bounded at a few rows and many clients at once, the challenger
-    (a forest of a few hundred trees) falls behind: rows are dropped and counted, every request is answered
-    by the champion, and the dropped rows are logged without the challenger's prediction."""
+    (a forest of a few hundred trees) falls behind: rows are dropped and counted, every
+    request is answered by the champion, and the dropped rows are logged without the
+    challenger's prediction."""
     spec = _spec(challenger_bento, shadow_queue_rows=4)
     rows = records(champion_run, 1)
     with serve(challenger_bento[0], spec, tmp_path, champion_run) as running:
