@@ -13,6 +13,8 @@ from typing import Any
 import tomli_w
 
 REPO = Path(__file__).resolve().parents[1]
+# the key tests/conftest.py gives every served Bento
+AUTH = {"authorization": f"Bearer {os.environ.get('FLOWSHIP_API_KEY', '')}"}
 TRAIN_FLOW = REPO / "flows" / "train_flow.py"
 
 SMALL_CONFIG: dict[str, Any] = {
