@@ -188,7 +188,7 @@ def describe_input(source: str, schema: Schema) -> ScoringInput:
             f"{source!r} is a generated table, not a file: write it with `python -m flowship "
             "sample --out data/table.parquet` and score that file"
         )
-    files = [describe_file(url) for url in source_files(source)]
+    files = [describe_file(url) for url in source_files(source, "--input")]
     for file in files:
         missing = [c for c in schema.features if c not in file.columns]
         if missing:
@@ -421,6 +421,8 @@ def score_shard(
         fast = FastPredictor.build(pipeline, schema, probe_rows(schema))
         outputs = _outputs(pipeline, schema, checked.frame, fast)
     table = schema.kind.prediction_table(outputs, schema)
+    if table.empty and schema.kind.classifies:  # typed as the other parts' (one dataset)
+        table["prediction"] = table["prediction"].astype(pd.Series(schema.classes).dtype)
     table.insert(0, "row", rows[checked.valid])
     ids = frame[source.id_column] if source.id_column else None
     if ids is not None:

@@ -43,9 +43,9 @@ def read_source(
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
-def source_files(source: str) -> list[str]:
+def source_files(source: str, named: str = "[data] source") -> list[str]:
     """The files a CSV/Parquet source names, in order: the path or `s3://` URL itself, or the
-    sorted matches of a glob.
+    sorted matches of a glob. `named` is what the user calls the source, for the messages.
 
     Raises:
         DataValidationError: a glob that matches nothing, or S3 that cannot be listed.
@@ -56,18 +56,18 @@ def source_files(source: str) -> list[str]:
 
         try:
             with S3() as s3:
-                return _s3_urls(s3, source)
+                return _s3_urls(s3, source, named)
         except MetaflowException as exc:
             raise DataValidationError(_s3_failure(source, exc)) from None
     if not glob.has_magic(source):
         return [source]
     paths = sorted(glob.glob(source))
     if not paths:
-        raise DataValidationError(f"no file matches [data] source = {source!r}")
+        raise DataValidationError(f"no file matches {named} = {source!r}")
     return paths
 
 
-def _s3_urls(s3: Any, source: str) -> list[str]:
+def _s3_urls(s3: Any, source: str, named: str = "[data] source") -> list[str]:
     """The object URLs an `s3://` URL or glob names (a URL itself, unchecked)."""
     if not glob.has_magic(source):
         return [source]
@@ -75,7 +75,7 @@ def _s3_urls(s3: Any, source: str) -> list[str]:
     listed = s3.list_recursive([source[:magic].rsplit("/", 1)[0] + "/"])
     urls = sorted(o.url for o in listed if fnmatch.fnmatchcase(o.url, source))
     if not urls:
-        raise DataValidationError(f"no object matches [data] source = {source!r}")
+        raise DataValidationError(f"no object matches {named} = {source!r}")
     return urls
 
 

@@ -129,6 +129,8 @@ def test_describe_input_checks_every_file(churn: Prepared, tmp_path: Path) -> No
         describe_input("sample:churn?rows=10", schema)
     with pytest.raises(DataValidationError, match="no input: give --input"):
         describe_input("", schema)
+    with pytest.raises(DataValidationError, match=r"no file matches --input = '.*\*\.csv'"):
+        describe_input(str(tmp_path / "*.csv"), schema)
 
 
 def test_prepare_output_refuses_an_existing_output(tmp_path: Path) -> None:
@@ -261,3 +263,18 @@ def test_publish_checks_every_part(churn, fitted, tmp_path, monkeypatch) -> None
     assert sorted(p.name for p in Path(target.output).iterdir()) == [
         "_manifest.json", "part-00000.parquet", "part-00001.parquet", "part-00002.parquet"
     ]  # fmt: skip
+
+
+def test_a_shard_of_refused_rows_keeps_the_dataset_readable(
+    churn, fitted, tmp_path, monkeypatch
+) -> None:
+    """A shard whose every row was refused (within the allowed share) writes an empty part
+    typed like the others: the published dataset reads as one table."""
+    frame = generate_churn(100, seed=7).astype({"age": object})
+    frame.loc[:9, "age"] = "n.a."
+    settings = ScoreSettings(shard_rows=10, max_reject_share=0.1)
+    args = _score_all(tmp_path, churn, fitted, monkeypatch, frame, settings)
+    summary = publish_scores(*args, settings, "ScoreFlow/9")
+    assert (summary.scored, summary.rejected) == (90, 10)
+    out = pd.read_parquet(tmp_path / "out")
+    assert out["row"].tolist() == list(range(10, 100)) and out["prediction"].dtype == "int64"
