@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from flowship.errors import ScoreError
 
 MANIFEST = "_manifest.json"
+_PARTIAL = ".partial"  # a local file being written (renamed to its name when whole)
 
 
 class Store(Protocol):
@@ -75,7 +76,7 @@ class _Local:
     def put(self, local: Path, url: str) -> None:
         target = Path(url)
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
+        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}{_PARTIAL}")
         shutil.move(local, partial)  # a copy when /tmp is another file system
         partial.replace(target)
 
@@ -83,7 +84,11 @@ class _Local:
         root = Path(prefix)
         if not root.is_dir():
             return []
-        return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+        return sorted(
+            p.relative_to(root).as_posix()
+            for p in root.rglob("*")
+            if p.is_file() and not p.name.endswith(_PARTIAL)
+        )
 
     def fetch(self, url: str, dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -100,6 +105,8 @@ class _Local:
                 raise ScoreError(_exists(output, staging))
             replaced = target.with_name(f".{target.name}.replaced-{uuid.uuid4().hex}")
             target.rename(replaced)
+        for leftover in Path(staging).rglob(f"*{_PARTIAL}"):  # of a task killed mid-write
+            leftover.unlink()
         Path(staging).rename(target)
         if replaced is not None:
             if replaced.is_dir():

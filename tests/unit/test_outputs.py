@@ -34,6 +34,7 @@ def test_publish_renames_the_staged_dataset_into_place(tmp_path: Path) -> None:
     """The staged files become the output at once, manifest included; nothing stays staged."""
     store = store_for(str(tmp_path))
     staging = _staged(tmp_path, "1", "part-00000.parquet", "_rejects/part-00000.parquet")
+    (Path(staging) / ".part-00001.parquet.1f2e.partial").write_text("a task killed mid-write")
     assert store.names(staging) == [MANIFEST, "_rejects/part-00000.parquet", "part-00000.parquet"]
     assert not store.exists(str(tmp_path / "out"))
     store.publish(staging, str(tmp_path / "out"), overwrite=False)
@@ -41,6 +42,7 @@ def test_publish_renames_the_staged_dataset_into_place(tmp_path: Path) -> None:
         MANIFEST, "_rejects/part-00000.parquet", "part-00000.parquet"
     ]  # fmt: skip
     assert json.loads((tmp_path / "out" / MANIFEST).read_text()) == {"run": "1"}
+    assert not list((tmp_path / "out").glob(".*"))  # the half-written file is not published
     assert not Path(staging).exists()
 
 
