@@ -30,6 +30,7 @@ SMALL_CONFIG: dict[str, Any] = {
         "metric": "roc_auc",
         "seed": 0,
         "importance_rows": 200,
+        "explain_rows": 40,  # the card's mean |SHAP|: enough rows for tests, cheaper
         "candidates": [
             {"name": "logreg", "estimator": "logistic_regression", "params": {"C": [1.0]}},
             {
@@ -39,7 +40,12 @@ SMALL_CONFIG: dict[str, Any] = {
             },
         ],
     },
-    "gate": {"min_rows": 300, "min_metrics": {"roc_auc": 0.7}, "max_regression": 0.05},
+    "gate": {
+        "min_rows": 300,
+        "min_metrics": {"roc_auc": 0.7},
+        "max_regression": 0.05,
+        "latency_calls": 30,
+    },
 }
 
 
