@@ -219,3 +219,9 @@ def format_verdict(verdict: Verdict, markdown: bool = False) -> str:
                 f"{'' if c.critical else '  (informative)'}"
             )
     return "\n".join(lines)
+
+
+def releasable(verdict: Verdict | None) -> bool:
+    """Whether a run with this verdict may serve or score: its gate passed, or an audited
+    override promoted it."""
+    return verdict is not None and (verdict.passed or verdict.decision == "override")
