@@ -18,6 +18,7 @@ from flowship.auth import KEYS_ENV, key_line, new_key
 from flowship.config import ServingSettings
 from flowship.errors import RegistryError, ServingError
 from flowship.estimators import distribution_of
+from flowship.gate import releasable
 from flowship.registry import check_challenger
 from flowship.runs import model_artifacts
 
@@ -42,7 +43,7 @@ def export_model(run: Run, model_name: str, explain_rows: int = 50) -> tuple[str
 
     data = model_artifacts(run)
     verdict = getattr(data, "verdict", None)
-    if verdict is None or not (verdict.passed or verdict.decision == "override"):
+    if not releasable(verdict):
         raise RegistryError(
             f"{run.pathspec} did not pass its gate "
             f"({verdict.decision if verdict else 'no verdict'}); "
