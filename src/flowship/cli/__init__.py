@@ -128,6 +128,9 @@ def _parser() -> argparse.ArgumentParser:
         sub, "loop", "the demo's loop: serve, traffic, monitor, retrain, rebuild", c.cmd_loop
     )
     loop.add_argument("--url", help="where to serve (default: [serving] host and port)")
+    loop.add_argument(
+        "--phases", help="file of the demo's phase marks: note serving's, print them at the end"
+    )
 
     mverdict = _scoped(
         sub, "monitor-verdict", "print the newest MonitorFlow verdict", c.cmd_monitor_verdict
