@@ -174,11 +174,12 @@ card: $(STAMP)
 	$(FLOWSHIP) card --config $(CONFIG) $(SCOPE) --step evaluate
 	$(FLOWSHIP) card --config $(CONFIG) $(SCOPE) --step gate
 
+# The serving benchmark installs its peers (benchmarks/peers.txt) into build/peers/ (~1.9 GB, once).
 ## Run the speed and memory benchmarks (ratios against the named baselines; needs wrk on PATH)
 bench: $(STAMP)
 	@command -v wrk >/dev/null || { echo "make bench needs the wrk load generator: apt-get install wrk (Debian/Ubuntu) or brew install wrk"; exit 2; }
 	$(BIN)/python benchmarks/train.py
-	$(BIN)/python benchmarks/train.py --rows 5000000 --flow-only
+	$(BIN)/python benchmarks/train.py --rows 5000000 --flow-only --runs 1
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/serving.py --config config/delivery.toml
 	$(BIN)/python benchmarks/monitor.py

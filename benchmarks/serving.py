@@ -618,8 +618,14 @@ def _post(url: str, body: str, headers: Mapping[str, str]) -> Any:
     return answer.json()
 
 
+def _tail(log: Path) -> str:
+    """The last lines of a server's output (the run's folder is removed at the end)."""
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    return " / ".join(lines[-2:]) or "no output"
+
+
 def measure(
-    server: Server, setup: Setup, args: argparse.Namespace, bodies: dict[str, Any]
+    server: Server, setup: Setup, args: argparse.Namespace, bodies: dict[Any, Any]
 ) -> dict[str, Any]:
     """Start the server, wait for its first correct answer, check it, load it, stop it."""
     import httpx
@@ -644,9 +650,9 @@ def measure(
         started, answer = time.monotonic(), None
         while answer is None:
             if proc.poll() is not None:
-                return {"skipped": f"exited with {proc.returncode} before answering (see {log})"}
+                return {"skipped": f"exited with {proc.returncode} before answering: {_tail(log)}"}
             if time.monotonic() - started > args.ready_timeout:
-                return {"skipped": f"no answer after {args.ready_timeout} s (see {log})"}
+                return {"skipped": f"no answer after {args.ready_timeout} s: {_tail(log)}"}
             with contextlib.suppress(httpx.HTTPError, ValueError):
                 answer = _post(url, server.body(setup, bodies["check"]), server.headers)
             if answer is None:
