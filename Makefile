@@ -31,6 +31,9 @@ FAIL_ON_DRIFT ?=
 HOST ?=
 PORT ?=
 URL ?=
+CHALLENGER ?=
+ID ?=
+SINCE ?=
 PREDICTION_LOG_DIR ?=
 SCENARIO ?= baseline
 ROWS ?=
@@ -126,12 +129,25 @@ rollback: $(STAMP)
 verdict: $(STAMP)
 	$(FLOWSHIP) verdict --config $(CONFIG) $(SCOPE) --run $(or $(RUN),latest) --fail-on-block --json reports/gate --html reports/gate
 
-## Export the champion (or RUN=TrainFlow/<id>, which must have passed its gate) and build the Bento
+## Export the champion (or RUN=TrainFlow/<id>) and build the Bento; CHALLENGER=TrainFlow/<id>|latest adds a challenger
 bento: $(STAMP)
-	$(FLOWSHIP) bento --config $(CONFIG) $(SCOPE) $(if $(RUN),--run $(RUN)) --tag-file .bento-tag
+	$(FLOWSHIP) bento --config $(CONFIG) $(SCOPE) $(if $(RUN),--run $(RUN)) $(if $(CHALLENGER),--challenger $(CHALLENGER)) --tag-file .bento-tag
 	@echo "serve it: make serve"
 
-## Serve the last built Bento ([serving] host and port; HOST=0.0.0.0 PORT=, PREDICTION_LOG_DIR= override)
+## Create an API key for a caller: make api-key ID=<name> (prints the key once; its hash goes to [serving] api_keys_file)
+api-key: $(STAMP)
+	@test -n "$(ID)" || { echo "usage: make api-key ID=<name of the caller>"; exit 2; }
+	@$(FLOWSHIP) api-key --config $(CONFIG) --id $(ID)
+
+## Champion vs challenger on the labelled rows of the prediction log (SINCE=, PREDICTION_LOG_DIR=); writes reports/compare/
+compare: $(STAMP)
+	$(FLOWSHIP) compare --config $(CONFIG) $(SCOPE) $(if $(SINCE),--since $(SINCE)) $(if $(PREDICTION_LOG_DIR),--log-dir $(PREDICTION_LOG_DIR))
+
+## Promote the served challenger when the live comparison favours it ([gate] live_min_labels, live_max_regression)
+promote-challenger: $(STAMP)
+	$(FLOWSHIP) promote-challenger --config $(CONFIG) $(SCOPE) $(if $(SINCE),--since $(SINCE)) $(if $(PREDICTION_LOG_DIR),--log-dir $(PREDICTION_LOG_DIR))
+
+## Serve the last built Bento ([serving] host and port; HOST=0.0.0.0 PORT=, PREDICTION_LOG_DIR=); creates a local API key on first use
 serve: $(STAMP)
 	$(FLOWSHIP) serve --config $(CONFIG) $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT)) $(if $(PREDICTION_LOG_DIR),--log-dir $(PREDICTION_LOG_DIR))
 
@@ -192,7 +208,7 @@ constraints: $(STAMP)
 
 ## Remove the venv, the local Metaflow datastore, reports and caches
 clean:
-	rm -rf $(VENV) .metaflow .ci-state reports logs monitoring .bento-tag .image-tag .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
+	rm -rf $(VENV) .metaflow .ci-state reports logs monitoring .bento-tag .image-tag .flowship .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # CI-only glue (.github/workflows call these): changed-model, summaries, drift-issue, state, ...
@@ -202,4 +218,4 @@ include ci.mk
 help:
 	@awk '/^## /{doc=substr($$0,4); next} /^[a-z][a-z-]*:/{if(doc){split($$0,t,":"); printf "  make %-12s %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
 
-.PHONY: install demo init test lint format typecheck train champion history rollback verdict bento serve simulate monitor argo dashboard container-tools base-image containerize smoke-container card bench constraints clean help
+.PHONY: install demo init test lint format typecheck train champion history rollback verdict bento api-key compare promote-challenger serve simulate monitor argo dashboard container-tools base-image containerize smoke-container card bench constraints clean help

@@ -23,12 +23,17 @@ push:
 	@printf '%s' "$$REGISTRY_TOKEN" | docker login "$$(echo $(IMAGE) | cut -d/ -f1)" -u "$$REGISTRY_USER" --password-stdin
 	docker push $(IMAGE)
 
-## Apply deploy/ with IMAGE when KUBECONFIG_DATA holds a kubeconfig; otherwise say it skipped
+## Apply deploy/ with IMAGE when KUBECONFIG_DATA holds a kubeconfig (API_KEY_HASHES: the API keys Secret); otherwise say it skipped
 deploy:
 	@if [ -z "$${KUBECONFIG_DATA:-}" ]; then echo "deploy skipped: no KUBECONFIG secret is set (see README, CI/CD)"; exit 0; fi; \
 	 umask 077; printf '%s' "$$KUBECONFIG_DATA" > "$$RUNNER_TEMP/kubeconfig"; \
+	 export KUBECONFIG="$$RUNNER_TEMP/kubeconfig"; \
+	 if [ -n "$${API_KEY_HASHES:-}" ]; then \
+	   kubectl create secret generic flowship-api-keys --from-literal=api-keys="$$API_KEY_HASHES" --dry-run=client -o yaml | kubectl apply -f -; \
+	 elif ! kubectl get secret flowship-api-keys >/dev/null; then \
+	   echo "deploy refused: no Secret flowship-api-keys in the cluster and no FLOWSHIP_API_KEY_HASHES secret (see README, Access control)"; exit 1; fi; \
 	 cd deploy && kustomize edit set image flowship=$(IMAGE) && cd .. && \
-	 KUBECONFIG="$$RUNNER_TEMP/kubeconfig" kubectl apply -k deploy
+	 kubectl apply -k deploy
 
 ## The demo default for scheduled monitoring: build the champion's Bento and send it a day's traffic
 simulate-day: $(STAMP)

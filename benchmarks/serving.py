@@ -80,6 +80,7 @@ class Setup:
     model_file: Path  # the pipeline, joblib
     bento_tag: str
     requirements: list[str]  # MODEL_LIBRARIES (and a plug-in estimator's) pinned
+    api_key: str  # flowship's Bento refuses requests without a key ([serving] auth = "keys")
     venvs: dict[str, Path] = field(default_factory=dict)  # installed peers
     noop_answers: Path | None = None
 
@@ -120,7 +121,7 @@ class Server:
         outputs: `outputs(setup, answer)`: the answer's probabilities (or values) as one row per
             input row; None for the no-op, whose answer is a constant.
         venv: the peer (benchmarks/peers.txt) whose venv it runs in; None: the project's venv.
-        headers: extra request headers (e.g. an API key).
+        headers: `headers(setup)`: extra request headers (e.g. the API key).
     """
 
     name: str
@@ -131,7 +132,7 @@ class Server:
     body: Callable[[Setup, Any], str]
     outputs: Callable[[Setup, Any], Any] | None
     venv: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Callable[[Setup], Mapping[str, str]] = lambda setup: {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,6 +181,11 @@ def split_body(setup: Setup, frame: Any) -> str:
             }
         }
     )
+
+
+def bearer(setup: Setup) -> dict[str, str]:
+    """flowship's API key header (the benchmark's key, given to the Bento at start)."""
+    return {"Authorization": f"Bearer {setup.api_key}"}
 
 
 def flowship_outputs(setup: Setup, answer: Any) -> Any:
@@ -401,11 +407,12 @@ SERVERS: list[Server] = [
         name="flowship Bento",
         kind="flowship",
         configured="`bentoml serve <tag>` of `make bento`'s Bento, [serving] as configured "
-        "(2 workers), prediction log on",
+        "(2 workers, API keys on), prediction log on",
         launch=_bento(),
         path="/predict",
         body=records_body,
         outputs=flowship_outputs,
+        headers=bearer,
     ),
     Server(
         name="flowship Bento, log off",
@@ -415,6 +422,7 @@ SERVERS: list[Server] = [
         path="/predict",
         body=records_body,
         outputs=flowship_outputs,
+        headers=bearer,
     ),
 ]
 
@@ -654,7 +662,7 @@ def measure(
             if time.monotonic() - started > args.ready_timeout:
                 return {"skipped": f"no answer after {args.ready_timeout} s: {_tail(log)}"}
             with contextlib.suppress(httpx.HTTPError, ValueError):
-                answer = _post(url, server.body(setup, bodies["check"]), server.headers)
+                answer = _post(url, server.body(setup, bodies["check"]), server.headers(setup))
             if answer is None:
                 time.sleep(0.05)
         ready = time.monotonic() - started
@@ -665,9 +673,9 @@ def measure(
                         f"{expected.tolist()}"}  # fmt: skip
         time.sleep(1)
         with _TreeMemory(proc.pid) as memory:
-            one = _wrk(url, bodies[(server.name, "one")], server.headers, args.duration,
+            one = _wrk(url, bodies[(server.name, "one")], server.headers(setup), args.duration,
                        args.connections, setup.tmp)  # fmt: skip
-        big = _wrk(url, bodies[(server.name, "big")], server.headers,
+        big = _wrk(url, bodies[(server.name, "big")], server.headers(setup),
                    max(5, args.duration // 2), BIG_CONNECTIONS, setup.tmp)  # fmt: skip
         return {
             **one,
@@ -842,6 +850,9 @@ def main() -> None:
         s for s in SERVERS if not args.only or any(o.lower() in s.name.lower() for o in args.only)
     ]
 
+    from flowship.auth import KEYS_ENV, key_line, new_key
+
+    api_key = new_key()
     tmp = Path(tempfile.mkdtemp(prefix="flowship-serving-bench-"))
     (tmp / ".metaflow").mkdir()
     env = {
@@ -851,6 +862,7 @@ def main() -> None:
         "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(tmp),
         "BENTOML_HOME": str(tmp / "bentoml"),
         "FLOWSHIP_PREDICTION_LOG_DIR": str(tmp / "predictions"),
+        KEYS_ENV: key_line("bench", api_key),
     }
     os.environ.update(env)  # the Metaflow client below reads the same datastore
     try:
@@ -868,6 +880,7 @@ def main() -> None:
             model_file=tmp / "model.joblib",
             bento_tag=bento_tag,
             requirements=model_requirements(data.model),
+            api_key=api_key,
         )
         joblib.dump(setup.model, setup.model_file)
         holdout = data.holdout

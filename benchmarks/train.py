@@ -44,6 +44,8 @@ def _plain(config_path: str) -> None:
     from flowship.checks import all_checks
     from flowship.config import read_settings
     from flowship.data import load_training_data, split_dataset
+    from flowship.evaluate import latency_report
+    from flowship.explain import background_sample
     from flowship.gate import decide_promotion
     from flowship.lineage import collect_lineage
     from flowship.quality.release import check_training_data, release_checks
@@ -65,11 +67,25 @@ def _plain(config_path: str) -> None:
     )
     results = [fit_candidate(spec, train, schema, settings.training) for spec in specs]
     selection = select_best(results, train, schema, settings.training)
-    assessment = assess_model(selection.model, train, holdout, schema, settings.training)
+    serving = settings.serving
+    background = background_sample(
+        train, schema, serving.explain_background_rows, settings.training.seed
+    )
+    assessment = assess_model(
+        selection.model,
+        train,
+        holdout,
+        schema,
+        settings.training,
+        background=background,
+        max_evals=serving.explain_max_evals,
+        latency_calls=settings.gate.latency_calls,
+    )
     metric = settings.training.metric
     reports = [
         quality,
         *release_checks(selection.model, train, holdout, schema, settings.gate, metric),
+        latency_report(assessment.latency, settings.gate),
     ]
     verdict = decide_promotion(all_checks(reports), mode="enforce", challenger="plain")
     render_gate_card(verdict, reports, lineage)

@@ -87,7 +87,9 @@ class MonitorFlow(FlowSpec):
     @DATA_STEP
     @step
     def check(self):
-        """Evidently: drift of features and predictions, data quality, decay with labels."""
+        """Evidently: drift of features and predictions, data quality, decay with labels; and,
+        when a challenger served beside the champion, the two on the same labelled rows."""
+        from flowship.compare import compare_window
         from flowship.monitoring import SCORE
         from flowship.quality.production import check_window
 
@@ -101,6 +103,9 @@ class MonitorFlow(FlowSpec):
             ref.metric,
             SCORE,
         )
+        self.live, self.live_html = compare_window(
+            self.window.frame, ref.schema, ref.metric, self.settings.gate, self.champion
+        ) or (None, "")
         self.next(self.decide)
 
     @card(type="html")
@@ -110,9 +115,9 @@ class MonitorFlow(FlowSpec):
         from flowship.cards import render_monitor_card
         from flowship.monitoring import decide_retrain
 
-        self.verdict = decide_retrain(self.reports, self.champion, self.window)
+        self.verdict = decide_retrain(self.reports, self.champion, self.window, live=self.live)
         self.verdict_json = self.verdict.to_json()
-        self.html = render_monitor_card(self.verdict, self.reports)
+        self.html = render_monitor_card(self.verdict, self.reports, self.live_html)
         self.next(self.end)
 
     @step

@@ -181,17 +181,32 @@ class TrainFlow(FlowSpec):
     @card
     @step
     def evaluate(self):
-        """Holdout metrics and importances (card), then Evidently checks against the champion."""
+        """Holdout metrics, importances, mean |SHAP| and predict latency (card), then Evidently
+        checks against the champion."""
         from flowship.cards import training_card
+        from flowship.explain import background_sample
         from flowship.quality.release import release_checks
         from flowship.registry import load_champion
         from flowship.train import assess_model
 
+        s = self.settings
+        # the training rows explanations are measured against (the Bento serves them too)
+        self.explain_background = background_sample(
+            self.train_data, self.schema, s.serving.explain_background_rows, s.training.seed
+        )
         a = assess_model(
-            self.model, self.train_data, self.holdout, self.schema, self.settings.training
+            self.model,
+            self.train_data,
+            self.holdout,
+            self.schema,
+            s.training,
+            background=self.explain_background,
+            max_evals=s.serving.explain_max_evals,
+            latency_calls=s.gate.latency_calls,
         )
         self.metrics, self.baseline_metrics = a.metrics, a.baseline_metrics
         self.importances, self.holdout_predictions = a.importances, a.predictions
+        self.explanation, self.latency = a.explanation, a.latency
         current.card.extend(training_card(self, rows=(len(self.train_data), len(self.holdout))))
         self.release_reports = release_checks(
             self.model,
@@ -212,9 +227,11 @@ class TrainFlow(FlowSpec):
         """Decide promotion from every check; the card shows the verdict and the reports."""
         from flowship.cards import render_gate_card
         from flowship.checks import all_checks
+        from flowship.evaluate import latency_report
         from flowship.gate import decide_promotion
 
-        reports = [self.data_quality, *self.release_reports]
+        latency = latency_report(self.latency, self.settings.gate)
+        reports = [self.data_quality, *self.release_reports, latency]
         self.verdict = decide_promotion(
             all_checks(reports),
             mode=self.mode,

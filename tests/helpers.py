@@ -13,6 +13,8 @@ from typing import Any
 import tomli_w
 
 REPO = Path(__file__).resolve().parents[1]
+# the key tests/conftest.py gives every served Bento
+AUTH = {"authorization": f"Bearer {os.environ.get('FLOWSHIP_API_KEY', '')}"}
 TRAIN_FLOW = REPO / "flows" / "train_flow.py"
 
 SMALL_CONFIG: dict[str, Any] = {
@@ -28,6 +30,7 @@ SMALL_CONFIG: dict[str, Any] = {
         "metric": "roc_auc",
         "seed": 0,
         "importance_rows": 200,
+        "explain_rows": 40,  # the card's mean |SHAP|: enough rows for tests, cheaper
         "candidates": [
             {"name": "logreg", "estimator": "logistic_regression", "params": {"C": [1.0]}},
             {
@@ -37,7 +40,12 @@ SMALL_CONFIG: dict[str, Any] = {
             },
         ],
     },
-    "gate": {"min_rows": 300, "min_metrics": {"roc_auc": 0.7}, "max_regression": 0.05},
+    "gate": {
+        "min_rows": 300,
+        "min_metrics": {"roc_auc": 0.7},
+        "max_regression": 0.05,
+        "latency_calls": 30,
+    },
 }
 
 

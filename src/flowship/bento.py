@@ -4,6 +4,7 @@ from that exact model tag (never `:latest`)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -13,26 +14,31 @@ from typing import Any
 
 from metaflow import Run
 
+from flowship.auth import KEYS_ENV, key_line, new_key
 from flowship.config import ServingSettings
 from flowship.errors import RegistryError, ServingError
 from flowship.estimators import distribution_of
+from flowship.registry import check_challenger
 from flowship.runs import model_artifacts
 
 SPEC_FILE = "flowship/bento_model.json"  # written into the Bento beside the service
 
 
-def export_model(run: Run, model_name: str) -> tuple[str, dict[str, Any]]:
+def export_model(run: Run, model_name: str, explain_rows: int = 50) -> tuple[str, dict[str, Any]]:
     """Save a run's pipeline into the BentoML model store with its lineage.
 
     Labels (searchable with `bentoml models list`) and metadata carry the run pathspec, git sha,
     data fingerprint, verdict id, holdout metrics, the contract, the input schema, the class
     labels, and the distribution that provides the estimator when it is not scikit-learn's
-    (`requirements`: the Bento installs it).
+    (`requirements`: the Bento installs it). `explain_rows` training rows go with it (custom
+    object `explain_background`): `/explain` measures contributions against them.
 
     Raises:
         RegistryError: the run never passed its gate.
     """
     import bentoml
+
+    from flowship.explain import background_sample
 
     data = model_artifacts(run)
     verdict = getattr(data, "verdict", None)
@@ -65,8 +71,17 @@ def export_model(run: Run, model_name: str) -> tuple[str, dict[str, Any]]:
         "data": data.data_fingerprint,
         "verdict": verdict.id,
     }
+    background = getattr(data, "explain_background", None)  # the rows the card was measured on
+    if background is None or len(background) < explain_rows:
+        seed = data.settings.training.seed
+        background = background_sample(data.train_data, data.schema, explain_rows, seed)
+    background = background.head(explain_rows)
     model = bentoml.sklearn.save_model(
-        model_name, data.model, labels=labels, metadata=_without_none(metadata)
+        model_name,
+        data.model,
+        labels=labels,
+        metadata=_without_none(metadata),
+        custom_objects={"explain_background": background},
     )
     return str(model.tag), metadata
 
@@ -80,18 +95,32 @@ def _without_none(value: Any) -> Any:
     return value
 
 
+# What only `/explain` needs: left out of a Bento built with `[serving] explain = false`
+EXPLAIN_PACKAGES = ("shap", "numba", "llvmlite", "slicer")
+
+
 def bento_spec(
-    model_tag: str, metadata: dict[str, Any], serving: ServingSettings
+    model_tag: str,
+    metadata: dict[str, Any],
+    serving: ServingSettings,
+    challenger: tuple[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """What the service reads at start-up (`flowship/bento_model.json` inside the Bento): the
-    model tag, its input schema and the `[serving]` settings; and what the Bento must install
-    beyond `bentofile.yaml`'s packages (the estimator's distribution)."""
-    return {
+    model tag, its input schema and the `[serving]` settings, the challenger's model tag and
+    run when there is one; and what the Bento must install beyond `bentofile.yaml`'s packages
+    (the estimators' distributions)."""
+    requirements = list(metadata.get("requirements", []))
+    spec: dict[str, Any] = {
         "model_tag": model_tag,
         "schema": metadata["schema"],
         "serving": serving.model_dump(mode="json"),
-        "requirements": list(metadata.get("requirements", [])),
     }
+    if challenger is not None:
+        tag, theirs = challenger
+        spec["challenger"] = {"model_tag": tag, "run": theirs["run"]}
+        requirements += [r for r in theirs.get("requirements", []) if r not in requirements]
+    spec["requirements"] = requirements
+    return spec
 
 
 def build_bento(spec: dict[str, Any], repo: Path, workdir: Path) -> str:
@@ -115,25 +144,42 @@ def build_bento(spec: dict[str, Any], repo: Path, workdir: Path) -> str:
             shutil.copy(path, target)
     (src / SPEC_FILE).write_text(json.dumps(spec, indent=2))
     packages = bentofile["python"]["packages"]
+    if not spec["serving"].get("explain", True):
+        packages[:] = [p for p in packages if p.split("==")[0] not in EXPLAIN_PACKAGES]
     packages += [r for r in spec.get("requirements", []) if r not in packages]
     (workdir / "bentofile.yaml").write_text(yaml.safe_dump(bentofile, sort_keys=False))
     bentoml = Path(sys.executable).with_name("bentoml")
     cmd = [str(bentoml), "build", "-f", str(workdir / "bentofile.yaml"), "-o", "tag", str(src)]
+    # `bentoml build` imports the service, which refuses to load without API keys: give the
+    # build a throwaway one (the Bento keeps no environment; serving needs real keys)
+    env = {**os.environ, KEYS_ENV: key_line("build", new_key())}
     # cwd = the build context: BentoML resolves docker.dockerfile_template only inside the cwd
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, env=env)
     if done.returncode != 0:
         raise ServingError(f"bentoml build failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     return done.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
 
 
-def package_run(run: Run, model_name: str, serving: ServingSettings, repo: Path) -> tuple[str, str]:
-    """Export a run's model and build its Bento; returns (model tag, Bento tag).
+def package_run(
+    run: Run,
+    model_name: str,
+    serving: ServingSettings,
+    repo: Path,
+    challenger: Run | None = None,
+) -> tuple[str, str]:
+    """Export a run's model (and a challenger's) and build the Bento; returns (model tag,
+    Bento tag).
 
     Raises:
-        RegistryError: the run never passed its gate.
+        RegistryError: a run never passed its gate, or the challenger's contract differs.
         ServingError: the build failed.
     """
-    model_tag, metadata = export_model(run, model_name)
+    model_tag, metadata = export_model(run, model_name, serving.explain_background_rows)
+    second = None
+    if challenger is not None:
+        check_challenger(run, challenger)
+        second = export_model(challenger, model_name, serving.explain_background_rows)
     with tempfile.TemporaryDirectory(prefix="flowship-bento-") as tmp:
-        bento_tag = build_bento(bento_spec(model_tag, metadata, serving), repo, Path(tmp))
+        spec = bento_spec(model_tag, metadata, serving, second)
+        bento_tag = build_bento(spec, repo, Path(tmp))
     return model_tag, bento_tag

@@ -10,6 +10,7 @@ import pandas as pd
 from metaflow.cards import Markdown, Table, VegaChart
 
 from flowship.checks import CheckResult, QualityReport
+from flowship.compare import LiveComparison
 from flowship.config import Settings
 from flowship.gate import Verdict
 from flowship.monitoring import MonitorVerdict
@@ -111,6 +112,29 @@ def residual_charts(predictions: pd.DataFrame, target: str, max_points: int = 20
     return [VegaChart(scatter), VegaChart(histogram)]
 
 
+def explanation_chart(explanation: pd.DataFrame) -> VegaChart:
+    """A horizontal bar chart of each feature's mean |SHAP| contribution."""
+    values = [
+        {"feature": r.feature, "mean_abs_shap": float(r.mean_abs_shap)}
+        for r in explanation.itertuples(index=False)
+    ]
+    spec = {
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "width": 480,
+        "data": {"values": values},
+        "mark": {"type": "bar", "tooltip": True, "color": "#8250df"},
+        "encoding": {
+            "y": {"field": "feature", "type": "nominal", "sort": "-x", "title": None},
+            "x": {
+                "field": "mean_abs_shap",
+                "type": "quantitative",
+                "title": "mean |SHAP contribution| to the explained output",
+            },
+        },
+    }
+    return VegaChart(spec)
+
+
 class TrainingResults(Protocol):
     """What the training card reads: the artifacts of TrainFlow's evaluate step."""
 
@@ -165,6 +189,21 @@ def training_card(results: TrainingResults, rows: tuple[int, int]) -> list[Any]:
         Markdown("## Permutation importance on the holdout"),
         importance_chart(results.importances, metric),
     ]
+    explanation = getattr(results, "explanation", None)
+    if explanation is not None and len(explanation):
+        explained = explanation.attrs.get("rows", len(results.holdout_predictions))
+        parts += [
+            Markdown(
+                f"## Mean \\|SHAP\\| on {explained:,} holdout rows\n"
+                f"How much each feature moves {task.explained_output} away from its average over "
+                "training "
+                "rows, on average (`POST /explain` gives it per row)."
+            ),
+            explanation_chart(explanation),
+        ]
+    latency = getattr(results, "latency", None)
+    if latency is not None:
+        parts.append(Markdown(f"## Predict latency\n{latency.describe()}."))
     if not task.classifies:
         parts.append(Markdown("## Predicted vs actual, and residuals, on the holdout"))
         parts += residual_charts(results.holdout_predictions, schema.target)
@@ -266,15 +305,38 @@ _MONITOR_STYLE = {
 }
 
 
-def render_monitor_card(verdict: MonitorVerdict, reports: list[QualityReport]) -> str:
-    """The monitor card: the decision and window at the top, every check, then the reports."""
+def render_live(live: LiveComparison, html: str = "") -> str:
+    """The champion-vs-challenger section: the conclusion, its checks, Evidently's report."""
+    colour = "#1a7f37" if live.favours_challenger else "#57606a"
+    verdict = "FAVOURS THE CHALLENGER" if live.favours_challenger else "DOES NOT FAVOUR IT"
+    notes = "".join(f"<li>{escape(n)}</li>" for n in [*live.reasons, *live.notes])
+    report = render_reports([QualityReport("Evidently: both models on these rows", [], html)])
+    return f"""<h2>Challenger <code>{escape(live.challenger_run)}</code> on live traffic:
+<span style="color:{colour}">{verdict}</span></h2><p>{escape(live.summary())}</p>
+<ul>{notes}</ul>{_check_rows(live.checks)}{report if html else ""}"""
+
+
+def render_monitor_card(
+    verdict: MonitorVerdict, reports: list[QualityReport], live_html: str = ""
+) -> str:
+    """The monitor card: the decision and window at the top, every check, the live comparison
+    with a challenger when one served, then the reports."""
     colour, title = _MONITOR_STYLE[verdict.status]
     window = verdict.window
     reasons = "".join(f"<li>{escape(r)}</li>" for r in verdict.reasons)
+    live = render_live(verdict.challenger, live_html) if verdict.challenger else ""
     return f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>Monitor {verdict.id}</title>
 {_PAGE_STYLE}</head><body><h1 style="color:{colour}">{title}</h1>
 <p>Verdict <code>{verdict.id}</code> at {escape(verdict.created_at)} for champion
 <code>{escape(verdict.champion)}</code>.<br>Window: {escape(str(window.get("source")))},
 {window.get("rows", 0):,} rows, {window.get("labelled", 0):,} with delayed labels.</p>
-<ul>{reasons}</ul>{_check_rows(verdict.checks)}
+<ul>{reasons}</ul>{_check_rows(verdict.checks)}{live}
 {render_reports([r for r in reports if r.html])}</body></html>"""
+
+
+def render_live_page(live: LiveComparison, html: str) -> str:
+    """`make compare`'s report as one HTML page."""
+    return f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>Compare {live.id}</title>
+{_PAGE_STYLE}</head><body><h1>Champion vs challenger, live</h1>
+<p>Comparison <code>{live.id}</code> at {escape(live.created_at)}; champion
+<code>{escape(live.champion_run)}</code>.</p>{render_live(live, html)}</body></html>"""

@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 Status = Literal["pass", "fail", "warn", "skipped"]
-Group = Literal["data_quality", "contract", "drift", "model_quality", "champion"]
+Group = Literal["data_quality", "contract", "drift", "model_quality", "champion", "latency", "live"]
 
 
 @dataclass(frozen=True)
@@ -46,11 +46,16 @@ DRIFT_VS_CHAMPION = "drift.vs_champion"
 MODEL_METRIC = "model.metric"
 CHAMPION_METRIC = "champion.metric"
 CHAMPION_OWN_HOLDOUT = "champion.own_holdout"
+LATENCY_ROW = "latency.single_row"
+LATENCY_BATCH = "latency.batch"
 # Production checks (MonitorFlow); drift and model quality reuse the specs above
 PRODUCTION_MISSING = "production.missing_share"
 PRODUCTION_NEW_CATEGORIES = "production.new_categories"
 PRODUCTION_OUT_OF_RANGE = "production.out_of_range"
 PRODUCTION_TEXT_LENGTH = "production.text_length"
+# Champion vs challenger on labelled live rows (`make compare`, MonitorFlow)
+LIVE_METRIC = "live.metric"
+LIVE_LABELS = "live.labels"
 
 CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec(DATA_ROWS, "data_quality", "row count", True, "rows >= [gate] min_rows"),
@@ -128,6 +133,22 @@ CHECKS: tuple[CheckSpec, ...] = (
         "holdout (rows no feedback label can poison), within max_regression",
     ),
     CheckSpec(
+        LATENCY_ROW,
+        "latency",
+        "predict latency, 1 row",
+        False,
+        "p99 of in-process single-row predictions (the service's path, one thread) <= [gate] "
+        "max_latency_ms; blocks only with [gate] latency_blocks = true",
+    ),
+    CheckSpec(
+        LATENCY_BATCH,
+        "latency",
+        "predict latency, 100 rows",
+        False,
+        "p99 of in-process 100-row predictions <= [gate] max_batch_latency_ms; blocks only with "
+        "[gate] latency_blocks = true",
+    ),
+    CheckSpec(
         PRODUCTION_MISSING,
         "data_quality",
         "missing share vs reference",
@@ -154,6 +175,22 @@ CHECKS: tuple[CheckSpec, ...] = (
         "text length out of training range",
         True,
         "share of texts shorter or longer than in training <= [monitor] max_out_of_range_share",
+    ),
+    CheckSpec(
+        LIVE_LABELS,
+        "live",
+        "labelled rows both models scored",
+        True,
+        "labelled production rows with the champion's and the challenger's predictions >= "
+        "[gate] live_min_labels",
+    ),
+    CheckSpec(
+        LIVE_METRIC,
+        "live",
+        "{metric}: challenger vs champion, live",
+        True,
+        "the challenger's metric minus the champion's on the same labelled live rows (lower "
+        "end of its 95% bootstrap interval) >= -[gate] live_max_regression",
     ),
 )
 SPECS: dict[str, CheckSpec] = {spec.id: spec for spec in CHECKS}

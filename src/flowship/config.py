@@ -114,6 +114,9 @@ class TrainingSettings(_Section):
     seed: int = 42
     validation_size: float = Field(default=0.2, gt=0.0, lt=1.0)
     importance_rows: int = Field(default=5000, ge=100)
+    explain_rows: int = Field(default=200, ge=1)  # holdout rows of the card's mean |SHAP|
+    # fewer rows when explaining them model-agnostically would predict more rows than this
+    explain_max_predictions: int = Field(default=20_000_000, ge=1)
     max_workers: int = Field(default=4, ge=1, le=256)  # candidates fitting at once (local runs)
     text: TextSettings = Field(default_factory=TextSettings)
     candidates: list[CandidateSettings] | None = None  # None: the task's default candidates
@@ -153,6 +156,17 @@ class GateSettings(_Section):
     max_regression: float = Field(default=0.01, ge=0.0)
     sample_rows: int = Field(default=200_000, ge=1000)
     sample_seed: int = 0
+    # The challenger's in-process predict latency (p99, one thread), on the gate card;
+    # over these limits it warns, or blocks with latency_blocks = true.
+    max_latency_ms: float = Field(default=50.0, gt=0)  # one row per call
+    max_batch_latency_ms: float = Field(default=250.0, gt=0)  # 100 rows per call
+    latency_blocks: bool = False
+    latency_calls: int = Field(default=300, ge=10)  # calls timed per batch size
+    # `make promote-challenger`: the live comparison on labelled production rows must hold at
+    # least this many rows, and the challenger's metric may be at most live_max_regression
+    # worse than the champion's at the lower end of its 95% interval.
+    live_min_labels: int = Field(default=500, ge=1)
+    live_max_regression: float = Field(default=0.01, ge=0.0)
 
     @field_validator("min_metrics")
     @classmethod
@@ -161,6 +175,9 @@ class GateSettings(_Section):
         if unknown:
             raise ValueError(f"has unknown metric(s) {unknown}; allowed: {', '.join(METRICS)}")
         return value
+
+
+OpenPath = Literal["/metrics", "/docs.json"]
 
 
 class ServingSettings(_Section):
@@ -177,6 +194,23 @@ class ServingSettings(_Section):
     max_body_mb: float = Field(default=8.0, gt=0)  # larger request bodies: 413
     max_string_length: int = Field(default=1000, ge=1)  # longer category values: 400
     max_text_length: int = Field(default=10_000, ge=1)  # longer text-feature values: 400
+    # Access control: "keys" (every endpoint but the health probes and `open_paths` needs
+    # `Authorization: Bearer <key>`; the service refuses to start without keys) or "none".
+    auth: Literal["keys", "none"] = "keys"
+    api_keys_file: str = ".flowship/api-keys"  # "<key id> sha256:<hex>" lines; see README
+    # Prometheus scrapes /metrics without a key (deploy/); add "/docs.json" to publish the docs
+    open_paths: list[OpenPath] = Field(default_factory=lambda: list[OpenPath](["/metrics"]))
+    # A second model in the Bento (`make bento CHALLENGER=...`): "shadow" scores every request
+    # off the response path; "ab" answers `challenger_share` of the rows with it.
+    challenger_mode: Literal["shadow", "ab"] = "shadow"
+    challenger_share: float = Field(default=0.1, gt=0.0, lt=1.0)
+    challenger_key: str = ""  # A/B: the column whose value assigns a row ("": the id column)
+    shadow_queue_rows: int = Field(default=20_000, ge=1)  # rows waiting for the challenger
+    # POST /explain: SHAP contributions of each feature (see flowship.explain)
+    explain: bool = True
+    explain_max_rows: int = Field(default=100, ge=1)
+    explain_background_rows: int = Field(default=50, ge=1)
+    explain_max_evals: int = Field(default=1024, ge=2)  # coalitions per row (model-agnostic)
 
 
 class MonitorSettings(_Section):

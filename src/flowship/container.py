@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from flowship.auth import KEYS_ENV, key_line, new_key
 from flowship.errors import FlowshipError, ServingError
 from flowship.processes import free_port
 
@@ -657,12 +658,24 @@ BAD_REQUESTS: dict[str, Any] = {
 
 
 def _check_answers(
-    url: str, records: list[dict[str, Any]], expected: list[dict[str, float]], run: str
+    url: str,
+    records: list[dict[str, Any]],
+    expected: list[dict[str, float]],
+    run: str,
+    key: str,
 ) -> tuple[str, float]:
-    """/predict, /metadata and bad requests; returns the request id and the largest difference."""
+    """Access control, /predict, /explain, /metadata and bad requests; returns the request id
+    and the largest difference."""
     import httpx
 
-    with httpx.Client(base_url=url, timeout=30) as client:
+    refused = httpx.post(f"{url}/predict", json={"rows": records}, timeout=30)
+    if refused.status_code == 401:
+        print("POST /predict without an API key: 401")
+    else:
+        print(f"POST /predict without an API key: {refused.status_code} (access control is off)")
+    with httpx.Client(
+        base_url=url, timeout=30, headers={"authorization": f"Bearer {key}"}
+    ) as client:
         answer = client.post("/predict", json={"rows": records})
         if answer.status_code != 200:
             raise ContainerError(f"/predict answered {answer.status_code}: {answer.text[:500]}")
@@ -672,6 +685,23 @@ def _check_answers(
             f"POST /predict: {len(records)} rows, outputs equal the champion pipeline's "
             f"(largest difference {worst:.1e})"
         )
+        explained = client.post("/explain", json={"rows": records[:2]})
+        if explained.status_code == 200:
+            worst_sum = max(
+                abs(e["base_value"] + sum(e["contributions"].values()) - e["output"])
+                for e in explained.json()["explanations"]
+            )
+            if worst_sum > 1e-6:
+                raise ContainerError(
+                    f"/explain: base + contributions misses the output by {worst_sum}"
+                )
+            print(f"POST /explain: base + contributions = output (within {worst_sum:.1e})")
+        elif explained.status_code == 404:
+            print("POST /explain: not served ([serving] explain = false)")
+        else:
+            raise ContainerError(
+                f"/explain answered {explained.status_code}: {explained.text[:500]}"
+            )
         named = client.get("/metadata").json().get("run")
         if named != run:
             raise ContainerError(f"/metadata names run {named}, expected {run}")
@@ -727,13 +757,20 @@ def smoke(
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     name = f"flowship-smoke-{uuid.uuid4().hex[:10]}"
-    options = [*engine.run_options(port), "-v", f"{log_dir.resolve()}:{CONTAINER_LOG_DIR}"]
+    key = new_key()  # the image refuses to start without API keys: give it one of its own
+    options = [
+        *engine.run_options(port),
+        "-v",
+        f"{log_dir.resolve()}:{CONTAINER_LOG_DIR}",
+        "-e",
+        f"{KEYS_ENV}={key_line('smoke', key)}",
+    ]
     started = time.monotonic()
     with _container(engine, image, name, options):
         _wait_ready(engine, name, url, ready_timeout)
         ready_s = time.monotonic() - started
         print(f"{name} ({image}) ready on {url} after {ready_s:.1f} s")
-        request_id, worst = _check_answers(url, records, expected, champion.pathspec)
+        request_id, worst = _check_answers(url, records, expected, champion.pathspec, key)
         log_file = _wait_for_log(log_dir, request_id)
         print(f"request {request_id} logged in {log_file}")
         stop_s, exit_code = _stop(engine, name)

@@ -14,11 +14,12 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from flowship.checks import CheckResult, QualityReport, all_checks, drifted_columns
+from flowship.compare import LiveComparison
 from flowship.config import DataSettings, MonitorSettings
 from flowship.data import validate_dataset
 from flowship.errors import MonitorError
-from flowship.predict import LOG_COLUMNS, read_prediction_log, scan_prediction_log
-from flowship.schema import PROBA_PREFIX, Schema
+from flowship.predict import is_log_column, read_prediction_log, scan_prediction_log
+from flowship.schema import Schema
 from flowship.sources import read_source
 
 SCORE = "prediction_score"
@@ -243,6 +244,7 @@ class MonitorVerdict(BaseModel):
     checks: list[CheckResult]
     champion: str
     window: dict[str, Any]
+    challenger: LiveComparison | None = None  # the live comparison, when a challenger served
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
@@ -253,9 +255,12 @@ def decide_retrain(
     champion: str,
     window: Window,
     now: datetime | None = None,
+    live: LiveComparison | None = None,
 ) -> MonitorVerdict:
     """Retrain when drift or decay fails a critical check; raise an alarm (no retrain) when
-    only data quality fails: broken or new inputs need a look before a model learns them."""
+    only data quality fails: broken or new inputs need a look before a model learns them.
+    A live comparison with a challenger (`flowship.compare`) is reported beside, and never
+    changes the status: promoting a challenger is `make promote-challenger`."""
     checks = all_checks(reports)
     failed = [c for c in checks if c.blocking]
     drift_or_decay = [c for c in failed if c.group in {"drift", "model_quality"}]
@@ -271,6 +276,8 @@ def decide_retrain(
         reasons.append("no delayed labels in the window: model quality not checked")
     if status == "ok":
         reasons.insert(0, "no drift, decay or data-quality problem beyond the [monitor] limits")
+    if live is not None:
+        reasons.append(f"challenger {live.challenger_run}: {live.summary()}")
     created = (now or datetime.now(UTC)).isoformat(timespec="seconds")
     body = json.dumps([created, champion, [c.model_dump() for c in checks]], sort_keys=True)
     return MonitorVerdict(
@@ -282,6 +289,7 @@ def decide_retrain(
         checks=checks,
         champion=champion,
         window=window.summary(),
+        challenger=live,
     )
 
 
@@ -326,8 +334,8 @@ def labelled_production_rows(
         *(data.text_features or []),
     ]
     if not features:
-        reserved = {*LOG_COLUMNS, data.id_column, data.target}
-        features = [c for c in log.columns if c not in reserved and not c.startswith(PROBA_PREFIX)]
+        reserved = {data.id_column, data.target}
+        features = [c for c in log.columns if c not in reserved and not is_log_column(c)]
     columns = [c for c in [data.id_column, *features, data.target] if c]
     if log.empty:
         return pd.DataFrame(columns=columns)

@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -93,21 +94,49 @@ class ValuePrediction(BaseModel):
     prediction: float = Field(description="the predicted value")
 
 
-def answer_model(schema: Schema) -> type[BaseModel]:
-    """The answer of one row for the schema's task, as `/predict` documents it."""
-    return ClassPrediction if schema.kind.classifies else ValuePrediction
+class ClassPredictionBy(ClassPrediction):
+    """One row's answer from a classifier, naming the model that gave it (A/B serving)."""
+
+    model_version: str = Field(description="the model that answered this row")
 
 
-def answers(predictions: Predictions) -> list[BaseModel]:
-    """Each row's answer (built without re-validation: the values come from the model)."""
+class ValuePredictionBy(ValuePrediction):
+    """One row's answer from a regression model, naming the model that gave it (A/B serving)."""
+
+    model_version: str = Field(description="the model that answered this row")
+
+
+def answer_model(schema: Schema, per_row_model: bool = False) -> type[BaseModel]:
+    """The answer of one row for the schema's task, as `/predict` documents it (naming the
+    model that answered each row when two models share the traffic)."""
+    if schema.kind.classifies:
+        return ClassPredictionBy if per_row_model else ClassPrediction
+    return ValuePredictionBy if per_row_model else ValuePrediction
+
+
+def answers(predictions: Predictions, models: Sequence[str] | None = None) -> list[BaseModel]:
+    """Each row's answer (built without re-validation: the values come from the model), with
+    the model that answered it when `models` names one per row."""
+    extra: list[dict[str, str]] = (
+        [{} for _ in predictions.labels]
+        if models is None
+        else [{"model_version": m} for m in models]
+    )
     if not predictions.classes:
-        return [ValuePrediction.model_construct(prediction=v) for v in predictions.labels]
+        value: Any = ValuePrediction if models is None else ValuePredictionBy
+        return [
+            value.model_construct(prediction=v, **e)
+            for v, e in zip(predictions.labels, extra, strict=True)
+        ]
+    kind: Any = ClassPrediction if models is None else ClassPredictionBy
     names = predictions.classes
     return [
-        ClassPrediction.model_construct(
-            prediction=label, probabilities=dict(zip(names, proba, strict=True))
+        kind.model_construct(
+            prediction=label, probabilities=dict(zip(names, proba, strict=True)), **e
         )
-        for label, proba in zip(predictions.labels, predictions.probabilities, strict=True)
+        for label, proba, e in zip(
+            predictions.labels, predictions.probabilities, extra, strict=True
+        )
     ]
 
 
@@ -175,7 +204,7 @@ class FastPredictor:
         """A checked fast path, or None when it would not give the pipeline's outputs."""
         try:
             fast = cls(pipeline, schema)
-            expected = schema.kind.outputs(pipeline, _frame(probe, schema))
+            expected = schema.kind.outputs(pipeline, frame_of(probe, schema))
             if np.allclose(fast.outputs(probe), expected, rtol=1e-12, atol=1e-12):
                 return fast
         except (AttributeError, KeyError, TypeError, ValueError):
@@ -200,7 +229,8 @@ def probe_rows(schema: Schema) -> list[dict[str, Any]]:
     return rows
 
 
-def _frame(rows: Sequence[dict[str, Any]], schema: Schema) -> pd.DataFrame:
+def frame_of(rows: Sequence[dict[str, Any]], schema: Schema) -> pd.DataFrame:
+    """Raw records as the pipeline's input frame (numbers as float64, missing as NaN)."""
     frame = pd.DataFrame.from_records(rows, columns=schema.features)
     for column in schema.numeric:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
@@ -216,7 +246,9 @@ def predict_rows(
     classes = [str(c) for c in schema.classes]
     if not rows:
         return Predictions([], [], classes)
-    outputs = fast.outputs(rows) if fast is not None else task.outputs(model, _frame(rows, schema))
+    outputs = (
+        fast.outputs(rows) if fast is not None else task.outputs(model, frame_of(rows, schema))
+    )
     probabilities = outputs.tolist() if task.classifies else [[] for _ in rows]
     return Predictions(task.predicted(outputs, schema), probabilities, classes)
 
@@ -265,6 +297,7 @@ class PredictionLog:
         self._file: Any = None
         self._size = 0
         self._warned = -math.inf
+        self._lock = threading.Lock()  # the shadow scorer's thread writes too
 
     def _open(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -317,15 +350,16 @@ class PredictionLog:
             },
             separators=(",", ":"),
         )
-        try:
-            if self._file is None or self._size >= self.rotate_bytes:
-                self.close()
-                self._open()
-            self._file.write(line + "\n")
-        except OSError as exc:
-            self._lost(len(rows), exc)
-            return False
-        self._size += len(line) + 1
+        with self._lock:
+            try:
+                if self._file is None or self._size >= self.rotate_bytes:
+                    self._close()
+                    self._open()
+                self._file.write(line + "\n")
+            except OSError as exc:
+                self._lost(len(rows), exc)
+                return False
+            self._size += len(line) + 1
         return True
 
     def _lost(self, rows: int, exc: OSError) -> None:
@@ -343,13 +377,18 @@ class PredictionLog:
             )
 
     def flush(self) -> None:
-        if self._file is not None:
-            try:
-                self._file.flush()
-            except OSError as exc:
-                self._lost(0, exc)
+        with self._lock:
+            if self._file is not None:
+                try:
+                    self._file.flush()
+                except OSError as exc:
+                    self._lost(0, exc)
 
     def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         if self._file is not None:
             try:
                 self._file.close()
@@ -358,7 +397,14 @@ class PredictionLog:
             self._file = None
 
 
-LOG_COLUMNS = ["ts", "request_id", "row", "model_version", "run", "prediction"]
+LOG_COLUMNS = ["ts", "request_id", "row", "model_version", "run", "answered_by", "prediction"]
+# With a challenger in the Bento: its model version, run, prediction and probabilities per row
+CHALLENGER_PREFIX = "challenger_"
+
+
+def is_log_column(name: str) -> bool:
+    """Whether a column of a read-back log is the log's own (not a feature the client sent)."""
+    return name in LOG_COLUMNS or name.startswith((PROBA_PREFIX, CHALLENGER_PREFIX))
 
 
 @dataclass(frozen=True)
@@ -412,7 +458,7 @@ def scan_prediction_log(
         return LogScan(pd.DataFrame(columns=_ordered(list(shape) or LOG_COLUMNS)), lines, skipped)
     out = pd.DataFrame.from_records(list(kept))
     columns = _ordered(list(out.columns))
-    fixed = [c for c in columns if c in LOG_COLUMNS or c.startswith(PROBA_PREFIX)]
+    fixed = [c for c in columns if is_log_column(c)]
     # a column whose values were all null in some request still reads back as numbers
     features = out.drop(columns=fixed).infer_objects()
     out = pd.concat([out[fixed], features], axis=1)[columns]
@@ -442,10 +488,12 @@ def _first_record(path: Path) -> dict[str, Any]:
 
 
 def _ordered(columns: list[str]) -> list[str]:
-    """The log's columns first, then the features, then one probability per class."""
+    """The log's columns first, then the features, one probability per class, and the
+    challenger's columns."""
     probabilities = [c for c in columns if c.startswith(PROBA_PREFIX)]
-    features = [c for c in columns if c not in LOG_COLUMNS and c not in probabilities]
-    return [*LOG_COLUMNS, *features, *probabilities]
+    challenger = [c for c in columns if c.startswith(CHALLENGER_PREFIX)]
+    features = [c for c in columns if not is_log_column(c)]
+    return [*LOG_COLUMNS, *features, *probabilities, *challenger]
 
 
 def _utc(when: datetime | None) -> pd.Timestamp | None:
@@ -463,6 +511,10 @@ def _records(record: Any) -> list[dict[str, Any]]:
     if not isinstance(rows, list) or not (len(rows) == len(predictions) == len(probabilities)):
         raise ValueError("rows, predictions and probabilities differ in length")
     ts = str(record["ts"])
+    answered_by = record.get("answered_by") or [record["model_version"]] * len(rows)
+    challenger = _challenger_columns(record.get("challenger"), classes, len(rows))
+    if len(answered_by) != len(rows):
+        raise ValueError("answered_by and rows differ in length")
     out = []
     for i, (row, prediction, proba) in enumerate(
         zip(rows, predictions, probabilities, strict=True)
@@ -477,8 +529,38 @@ def _records(record: Any) -> list[dict[str, Any]]:
                 "row": i,
                 "model_version": record["model_version"],
                 "run": record.get("run", ""),
+                "answered_by": answered_by[i],
                 "prediction": prediction,
                 **{proba_column(c): float(p) for c, p in zip(classes, proba, strict=True)},
+                **challenger[i],
+            }
+        )
+    return out
+
+
+def _challenger_columns(block: Any, classes: list[str], rows: int) -> list[dict[str, Any]]:
+    """Per row: the challenger's model version, run, prediction and probabilities (NaN where
+    it dropped the row); empty dicts when the request had no challenger."""
+    if not block:
+        return [{} for _ in range(rows)]
+    predictions = block["predictions"]
+    probabilities = block.get("probabilities") or [None] * rows
+    if not (len(predictions) == len(probabilities) == rows):
+        raise ValueError("the challenger's predictions and the rows differ in length")
+    out = []
+    for prediction, proba in zip(predictions, probabilities, strict=True):
+        values = proba if proba is not None else [math.nan] * len(classes)
+        if len(values) != len(classes):
+            raise ValueError("the challenger's probabilities do not match classes")
+        out.append(
+            {
+                f"{CHALLENGER_PREFIX}model_version": block["model_version"],
+                f"{CHALLENGER_PREFIX}run": block.get("run", ""),
+                f"{CHALLENGER_PREFIX}prediction": prediction,
+                **{
+                    CHALLENGER_PREFIX + proba_column(c): float(p)
+                    for c, p in zip(classes, values, strict=True)
+                },
             }
         )
     return out
@@ -499,6 +581,7 @@ class Job:
     request_id: str
     rows: list[dict[str, Any]]
     received: float
+    key_id: str | None = None  # the caller's API key id (never the key)
 
 
 class MicroBatcher:

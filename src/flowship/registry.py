@@ -294,6 +294,21 @@ def describe_run(run: Run) -> str:
     return "\n".join(lines)
 
 
+def newest_passed_run(project: str, branch: str, other_than: str | None = None) -> Run:
+    """The newest complete run of the branch whose gate passed, other than `other_than`.
+
+    Raises:
+        RegistryError: there is none.
+    """
+    for run in project_runs("TrainFlow", project, branch, GATE_PASSED_TAG):
+        if run.pathspec != other_than and gate_task(run) is not None:
+            return run
+    raise RegistryError(
+        f"no run of project '{project}', branch '{branch}' passed its gate besides "
+        f'{other_than}: train a challenger with `make train TRAIN_ARGS="--dry-run True"`'
+    )
+
+
 def find_champion_or_fail(project: str, branch: str) -> str:
     """The champion's pathspec.
 
@@ -307,3 +322,67 @@ def find_champion_or_fail(project: str, branch: str) -> str:
             "run `make train` (and `make bento`) first"
         )
     return str(run.pathspec)
+
+
+def check_challenger(champion: Run, challenger: Run) -> None:
+    """A challenger must be another run, have passed its gate (a passed dry run counts: that
+    is how a challenger is trained without replacing the champion) and take the champion's
+    contract, so one request serves both.
+
+    Raises:
+        RegistryError: saying which of these fails and what to do.
+    """
+    from flowship.schema import contract_changes
+
+    if challenger.pathspec == champion.pathspec:
+        raise RegistryError(
+            f"{challenger.pathspec} is the champion itself; name another run as the challenger "
+            "(CHALLENGER=latest takes the newest passed run that is not the champion)"
+        )
+    theirs = model_artifacts(challenger)
+    verdict = getattr(theirs, "verdict", None)
+    if verdict is None or not verdict.passed:
+        raise RegistryError(
+            f"{challenger.pathspec} did not pass its gate "
+            f"({verdict.decision if verdict else 'no verdict'}): a challenger must pass the "
+            "gate (train it with TRAIN_ARGS='--dry-run True' to keep the champion)"
+        )
+    changes = contract_changes(model_artifacts(champion).schema, theirs.schema)
+    if changes:
+        raise RegistryError(
+            f"{challenger.pathspec} has another contract than the champion {champion.pathspec} "
+            f"({'; '.join(changes)}): one Bento serves one request schema"
+        )
+
+
+def promote_challenger(comparison: Any, project: str, branch: str) -> str | None:
+    """Make the challenger of a live comparison (`flowship.compare.LiveComparison`) the
+    champion, when the comparison favours it and the champion is still the one it was compared
+    with; returns the champion it replaces. The promotion is tagged like every other
+    (`promoted:<time>:live-<comparison id>`), and the run also carries `live:<comparison id>`.
+
+    Raises:
+        RegistryError: the comparison does not favour the challenger, the champion changed
+            since, or the challenger cannot be served in its place.
+    """
+    if not comparison.favours_challenger:
+        raise RegistryError(
+            f"the live comparison {comparison.id} does not favour {comparison.challenger_run}: "
+            + "; ".join(comparison.reasons)
+        )
+    current = find_champion(project, branch)
+    if current is None or current.pathspec != comparison.champion_run:
+        raise RegistryError(
+            f"the champion is {current.pathspec if current else 'none'}, not "
+            f"{comparison.champion_run} the challenger was compared with; compare again"
+        )
+    challenger = get_run(comparison.challenger_run)
+    check_challenger(current, challenger)
+    record_tags(challenger.pathspec, [f"live:{comparison.id}"])
+    return promote(
+        challenger.pathspec,
+        project,
+        branch,
+        f"live-{comparison.id}",
+        expected_champion=comparison.champion_run,
+    )

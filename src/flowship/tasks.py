@@ -104,7 +104,7 @@ class Task:
     classifies: bool  # the model predicts classes (with probabilities)
     baseline_name: str  # what the naive baseline predicts ("majority", "mean"), for the card
     target_checks: tuple[str, ...]  # the data-quality checks of the target (`flowship.checks`)
-    _compute: Callable[[Any, np.ndarray, Schema], dict[str, float]] = field(repr=False)
+    _compute: Callable[..., dict[str, float]] = field(repr=False)
 
     @property
     def metrics(self) -> list[str]:
@@ -215,6 +215,26 @@ class Task:
             return frame[proba_column(schema.positive)].astype(float)
         return frame[schema.proba_columns].astype(float).max(axis=1)
 
+    @property
+    def explained_output(self) -> str:
+        """What an explanation of a row explains, in words (cards, docs)."""
+        if not self.classifies:
+            return "the predicted value"
+        if self.name == "binary":
+            return "the probability of the positive class"
+        return "the probability of the predicted class"
+
+    def explained_outputs(self, outputs: np.ndarray, schema: Schema) -> np.ndarray | None:
+        """Which output column an explanation of each row explains: the positive class
+        (binary), the predicted class (multiclass); None for regression (the value)."""
+        import numpy as np
+
+        if not self.classifies:
+            return None
+        if self.name == "binary":
+            return np.full(len(outputs), list(schema.classes).index(schema.positive))
+        return np.asarray(outputs.argmax(axis=1))
+
     def labels_from(self, values: pd.Series, schema: Schema) -> pd.Series:
         """True labels read back from feedback files (text, floats) as the model's classes,
         or as numbers; what cannot be read becomes missing."""
@@ -229,6 +249,10 @@ class Task:
     def compute_metrics(self, y_true: Any, outputs: np.ndarray, schema: Schema) -> dict[str, float]:
         """Every metric of the task on true labels / values and the model's outputs."""
         return self._compute(y_true, outputs, schema)
+
+    def compute_metric(self, name: str, y_true: Any, outputs: np.ndarray, schema: Schema) -> float:
+        """One metric of the task (cheaper than all of them, for resampling)."""
+        return self._compute(y_true, outputs, schema, name)[name]
 
     def baseline_outputs(self, y_train: pd.Series, rows: int, schema: Schema) -> np.ndarray:
         """What the naive baseline outputs for `rows` rows: the training priors of every
@@ -315,16 +339,20 @@ class Task:
         return frame, view
 
 
-def _classification_metrics(y_true: Any, outputs: np.ndarray, schema: Schema) -> dict[str, float]:
+def _classification_metrics(
+    y_true: Any, outputs: np.ndarray, schema: Schema, only: str | None = None
+) -> dict[str, float]:
     from flowship.evaluate import compute_metrics
 
-    return compute_metrics(y_true, outputs, schema.classes, schema.positive_class)
+    return compute_metrics(y_true, outputs, schema.classes, schema.positive_class, only)
 
 
-def _regression_metrics(y_true: Any, outputs: np.ndarray, schema: Schema) -> dict[str, float]:
+def _regression_metrics(
+    y_true: Any, outputs: np.ndarray, schema: Schema, only: str | None = None
+) -> dict[str, float]:
     from flowship.evaluate import compute_regression_metrics
 
-    return compute_regression_metrics(y_true, outputs)
+    return compute_regression_metrics(y_true, outputs, only)
 
 
 _CLASS_CHECKS = ("data.target_classes", "data.class_share")

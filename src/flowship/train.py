@@ -26,7 +26,8 @@ from flowship.estimators import (
     takes_sparse,
     thread_param,
 )
-from flowship.evaluate import compute_importances
+from flowship.evaluate import Latency, compute_importances, measure_latency
+from flowship.explain import RowExplainer, explain_sample, global_importance
 from flowship.features import build_preprocessor
 from flowship.schema import Schema
 from flowship.tasks import Task, get_metric, get_task
@@ -75,6 +76,8 @@ class Assessment:
     baseline_metrics: dict[str, float]
     importances: pd.DataFrame
     predictions: pd.DataFrame
+    explanation: pd.DataFrame | None = None  # mean |SHAP| per feature on holdout rows
+    latency: Latency | None = None  # in-process predict latency, for the gate
 
 
 def _spec_name(family: str, params: dict[str, Any]) -> str:
@@ -346,8 +349,14 @@ def assess_model(
     holdout: pd.DataFrame,
     schema: Schema,
     training: TrainingSettings,
+    background: pd.DataFrame | None = None,
+    max_evals: int = 1024,
+    latency_calls: int = 0,
 ) -> Assessment:
-    """Holdout metrics, the naive baseline's metrics, importances and predictions."""
+    """Holdout metrics, the naive baseline's metrics, importances and predictions; with a
+    `background` of training rows, the mean |SHAP| of each feature on `[training]
+    explain_rows` holdout rows (`flowship.explain`); with `latency_calls`, the predict latency
+    (`evaluate.measure_latency`)."""
     task = schema.kind
     y = holdout[schema.target]
     metrics = task.compute_metrics(y, task.outputs(model, holdout[schema.features]), schema)
@@ -362,9 +371,22 @@ def assess_model(
         seed=training.seed,
         max_rows=training.importance_rows,
     )
+    explanation = None
+    if background is not None:
+        explainer = RowExplainer(model, schema, background, max_evals)
+        explained = explain_sample(
+            explainer,
+            holdout[schema.features],
+            training.explain_rows,
+            training.explain_max_predictions,
+            training.seed,
+        )
+        explanation = global_importance(explained)
     return Assessment(
         metrics=metrics,
         baseline_metrics=baseline,
         importances=importances,
         predictions=predict_table(model, holdout, schema),
+        explanation=explanation,
+        latency=measure_latency(model, schema, holdout, latency_calls) if latency_calls else None,
     )

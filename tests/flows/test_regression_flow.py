@@ -23,7 +23,7 @@ from flowship.quality.production import check_window
 from flowship.registry import find_champion, load_champion, rollback
 from flowship.runs import branch_name, get_run
 from flowship.sample_data import generate_delivery
-from tests.helpers import REPO, TRAIN_FLOW, run_flow
+from tests.helpers import AUTH, REPO, TRAIN_FLOW, run_flow
 
 pytestmark = pytest.mark.slow
 MONITOR_FLOW = REPO / "flows" / "monitor_flow.py"
@@ -122,8 +122,8 @@ def test_the_served_regression_bento_answers_as_the_pipeline_predicts(
     rows = json.loads(frame[[schema.id_column, *schema.features]].to_json(orient="records"))
     env = {"FLOWSHIP_PREDICTION_LOG_DIR": str(tmp_path / "log")}
     with served_bento(bento, "127.0.0.1", free_port(), env) as url:
-        answer = httpx.post(f"{url}/predict", json={"rows": rows}, timeout=30).json()
-        docs = httpx.get(f"{url}/docs.json", timeout=30).json()
+        answer = httpx.post(f"{url}/predict", json={"rows": rows}, headers=AUTH, timeout=30).json()
+        docs = httpx.get(f"{url}/docs.json", headers=AUTH, timeout=30).json()
     served = [p["prediction"] for p in answer["predictions"]]
     assert all(set(p) == {"prediction"} for p in answer["predictions"])
     typed = validate_dataset(frame, schema)

@@ -21,7 +21,7 @@ from flowship.processes import free_port, served_bento
 from flowship.registry import find_champion
 from flowship.runs import branch_name, get_run
 from flowship.sample_data import generate_reviews, sample_table
-from tests.helpers import REPO, TRAIN_FLOW, run_flow
+from tests.helpers import AUTH, REPO, TRAIN_FLOW, run_flow
 
 pytestmark = pytest.mark.slow
 MONITOR_FLOW = REPO / "flows" / "monitor_flow.py"
@@ -82,12 +82,16 @@ def test_the_served_text_model_answers_as_its_pipeline_and_is_monitored(
         bento, "127.0.0.1", free_port(), {"FLOWSHIP_PREDICTION_LOG_DIR": str(log_dir)}
     ) as url:
         rows = json.loads(calm[columns].to_json(orient="records"))
-        answer = httpx.post(f"{url}/predict", json={"rows": rows}, timeout=30).json()
-        wrong = httpx.post(f"{url}/predict", json={"rows": [{**rows[0], "review": 5}]}, timeout=30)
+        answer = httpx.post(f"{url}/predict", json={"rows": rows}, headers=AUTH, timeout=30).json()
+        wrong = httpx.post(
+            f"{url}/predict", json={"rows": [{**rows[0], "review": 5}]}, headers=AUTH, timeout=30
+        )
         for start in range(0, len(new_line), 50):
             chunk = new_line.iloc[start : start + 50]
             body = {"rows": json.loads(chunk[columns].to_json(orient="records"))}
-            assert httpx.post(f"{url}/predict", json=body, timeout=30).status_code == 200
+            assert (
+                httpx.post(f"{url}/predict", json=body, headers=AUTH, timeout=30).status_code == 200
+            )
     served = [[p["probabilities"][str(c)] for c in schema.classes] for p in answer["predictions"]]
     expected = model.predict_proba(validate_dataset(calm, schema)[schema.features])
     np.testing.assert_allclose(served, expected, rtol=1e-9)

@@ -1,16 +1,33 @@
-"""A champion trained in a temporary datastore, exported, built into a Bento and served."""
+"""Trained runs, their Bentos and served instances for the HTTP tests.
+
+The runs are trained once per test session, whichever test process asks first (the others
+wait for it and read the same datastore): the champion of SMALL_CONFIG; a challenger trained on
+concept-shifted data with a big, slow random forest, as a dry run so the champion stays; and
+the same forest with `[gate] latency_blocks` and a limit it cannot meet, which the gate blocks.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from filelock import FileLock
 
-from flowship.bento import build_bento
+from flowship.bento import bento_spec, build_bento, export_model
+from flowship.config import ServingSettings
 from tests.helpers import REPO, TRAIN_FLOW, free_port, run_flow, small_config
+
+SLOW_FOREST = {
+    "name": "forest",
+    "estimator": "random_forest",
+    "params": {"n_estimators": [250], "min_samples_leaf": [2]},
+}
+SHIFTED = {"source": "sample:churn?rows=1000&seed=5&scenario=concept_shift"}
 
 
 @dataclass
@@ -20,32 +37,87 @@ class Served:
     tag: str
     log_dir: Path
     spec: Path
+    process_log: str  # the server's own output
+
+
+@dataclass(frozen=True)
+class Runs:
+    root: Path
+    champion: str
+    challenger: str
+    blocked: str
+
+
+def _train_runs(root: Path) -> Runs:
+    (root / ".metaflow").mkdir(parents=True, exist_ok=True)
+    first = run_flow(root, TRAIN_FLOW, small_config())
+    assert first.status == "successful", first.stdout + first.stderr
+    assert first.run.data.verdict.decision == "promote"
+    forest = {"candidates": [SLOW_FOREST]}
+    challenger = run_flow(
+        root, TRAIN_FLOW, small_config(data=SHIFTED, training=forest), dry_run=True
+    )
+    assert challenger.status == "successful", challenger.stdout + challenger.stderr
+    assert challenger.run.data.verdict.passed, challenger.run.data.verdict.reasons
+    slow = small_config(
+        data=SHIFTED, training=forest, gate={"latency_blocks": True, "max_latency_ms": 0.5}
+    )
+    blocked = run_flow(root, TRAIN_FLOW, slow, dry_run=True)
+    assert blocked.status == "successful", blocked.stdout + blocked.stderr
+    return Runs(root, first.run.pathspec, challenger.run.pathspec, blocked.run.pathspec)
 
 
 @pytest.fixture(scope="session")
-def champion_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def runs(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Runs:
+    """The three runs, trained by the first test process that needs them."""
     from metaflow import metadata
 
-    root = tmp_path_factory.mktemp("mf-service")
-    (root / ".metaflow").mkdir()
-    metadata(f"local@{root}")
-    result = run_flow(root, TRAIN_FLOW, small_config())
-    assert result.status == "successful", result.stdout + result.stderr
-    assert result.run.data.verdict.decision == "promote"
-    return result.run
+    base = tmp_path_factory.getbasetemp()
+    shared = base if worker_id == "master" else base.parent  # one folder per session
+    marker = shared / "service-runs.json"
+    with FileLock(str(shared / "service-runs.lock")):
+        if marker.is_file():
+            found = json.loads(marker.read_text())
+            trained = Runs(
+                Path(found["root"]), found["champion"], found["challenger"], found["blocked"]
+            )
+        else:
+            trained = _train_runs(shared / "service-runs")
+            marker.write_text(json.dumps({**trained.__dict__, "root": str(trained.root)}))
+    metadata(f"local@{trained.root}")
+    return trained
 
 
 @pytest.fixture(scope="session")
-def spec_file(champion_run: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from flowship.bento import export_model
-    from flowship.config import ServingSettings
+def champion_run(runs: Runs) -> Any:
+    from flowship.runs import get_run
 
-    tag, metadata = export_model(champion_run, "churn")
-    spec = {
-        "model_tag": tag,
-        "schema": metadata["schema"],
-        "serving": ServingSettings(max_rows=50).model_dump(mode="json"),
+    return get_run(runs.champion)
+
+
+@pytest.fixture(scope="session")
+def challenger_run(runs: Runs) -> Any:
+    from flowship.runs import get_run
+
+    return get_run(runs.challenger)
+
+
+def _spec(model: tuple[str, dict[str, Any]], serving: ServingSettings, challenger=None) -> dict:
+    return bento_spec(model[0], model[1], serving, challenger)
+
+
+@pytest.fixture(scope="session")
+def exported(champion_run: Any, challenger_run: Any) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Both models in this process's BentoML store."""
+    return {
+        "champion": export_model(champion_run, "churn"),
+        "challenger": export_model(challenger_run, "churn"),
     }
+
+
+@pytest.fixture(scope="session")
+def spec_file(exported, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    spec = _spec(exported["champion"], ServingSettings(max_rows=50, explain_max_rows=20))
     path = tmp_path_factory.mktemp("spec") / "bento_model.json"
     path.write_text(json.dumps(spec))
     return path
@@ -56,12 +128,44 @@ def bento_tag(spec_file: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     return build_bento(json.loads(spec_file.read_text()), REPO, tmp_path_factory.mktemp("bento"))
 
 
+@contextlib.contextmanager
+def serve(
+    bento: str, spec: dict[str, Any], workdir: Path, run: Any, **env: str
+) -> Iterator[Served]:
+    """Serve `bento` with `spec` (its models and [serving] settings) for a `with` block."""
+    from flowship.processes import start_bento, stop, wait_ready
+
+    spec_path = workdir / "bento_model.json"
+    spec_path.write_text(json.dumps(spec))
+    log_dir = workdir / "predictions"
+    variables = {
+        "FLOWSHIP_PREDICTION_LOG_DIR": str(log_dir),
+        "FLOWSHIP_BENTO_SPEC": str(spec_path),
+        **env,
+    }
+    port = free_port()
+    proc = start_bento(bento, "127.0.0.1", port, variables)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, proc)
+        yield Served(url, run, spec["model_tag"], log_dir, spec_path, proc.log_path)
+    finally:
+        stop(proc)
+
+
 @pytest.fixture(scope="session")
 def served(champion_run: Any, spec_file: Path, bento_tag: str, tmp_path_factory):
-    from flowship.processes import served_bento
+    with serve(
+        bento_tag,
+        json.loads(spec_file.read_text()),
+        tmp_path_factory.mktemp("served"),
+        champion_run,
+    ) as running:
+        yield running
 
-    log_dir = tmp_path_factory.mktemp("served") / "predictions"
-    env = {"FLOWSHIP_PREDICTION_LOG_DIR": str(log_dir)}
-    with served_bento(bento_tag, "127.0.0.1", free_port(), env) as url:
-        model_tag = json.loads(spec_file.read_text())["model_tag"]
-        yield Served(url, champion_run, model_tag, log_dir, spec_file)
+
+@pytest.fixture(scope="session")
+def challenger_bento(exported, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
+    """A Bento with the champion and the challenger (shadow mode in its spec)."""
+    spec = _spec(exported["champion"], ServingSettings(), exported["challenger"])
+    return build_bento(spec, REPO, tmp_path_factory.mktemp("bento-challenger")), spec

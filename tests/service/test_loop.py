@@ -18,7 +18,7 @@ from flowship.cli import main
 from flowship.config import ServingSettings
 from flowship.registry import find_champion
 from flowship.runs import branch_name
-from tests.helpers import REPO, TRAIN_FLOW, free_port, run_flow, small_config, write_config
+from tests.helpers import AUTH, REPO, TRAIN_FLOW, free_port, run_flow, small_config, write_config
 
 pytestmark = pytest.mark.slow
 MONITOR_FLOW = REPO / "flows" / "monitor_flow.py"
@@ -100,7 +100,7 @@ def test_serve_simulate_monitor_retrain_rebuild(tmp_path_factory: pytest.TempPat
 
     server = _serve(_bento_for(retrained.run, root), port, log_dir, root / "serve2.log")
     try:
-        meta = httpx.get(f"{url}/metadata", timeout=10).json()
+        meta = httpx.get(f"{url}/metadata", headers=AUTH, timeout=10).json()
         assert meta["run"] == retrained.run.pathspec
     finally:
         server.terminate()

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from flowship.predict import read_prediction_log
+from tests.helpers import AUTH
 
 pytestmark = pytest.mark.slow
 
@@ -28,9 +29,8 @@ def rows_of(run, n: int, start: int = 0) -> list[dict]:
 
 def post(served, body, raw: bool = False) -> httpx.Response:
     kwargs = {"content": body} if raw else {"json": body}
-    return httpx.post(
-        f"{served.url}/predict", headers={"content-type": "application/json"}, timeout=30, **kwargs
-    )
+    headers = {"content-type": "application/json", **AUTH}
+    return httpx.post(f"{served.url}/predict", headers=headers, timeout=30, **kwargs)
 
 
 def test_predictions_equal_the_champion_pipeline(served) -> None:
@@ -52,7 +52,7 @@ def test_predictions_equal_the_champion_pipeline(served) -> None:
 
 def test_metadata_matches_the_champion_run(served) -> None:
     """/metadata names the run, commit, data, verdict and metrics of the exported champion."""
-    meta = httpx.get(f"{served.url}/metadata", timeout=10).json()
+    meta = httpx.get(f"{served.url}/metadata", headers=AUTH, timeout=10).json()
     data = served.run.data
     assert meta["model_version"] == served.tag
     assert meta["run"] == served.run.pathspec
@@ -65,7 +65,7 @@ def test_metadata_matches_the_champion_run(served) -> None:
 
 def test_docs_json_documents_the_real_fields(served) -> None:
     """The OpenAPI document lists every feature of the stored schema as a required field."""
-    spec = httpx.get(f"{served.url}/docs.json", timeout=10).json()
+    spec = httpx.get(f"{served.url}/docs.json", headers=AUTH, timeout=10).json()
     text = json.dumps(spec)
     for feature in served.run.data.schema.features:
         assert f'"{feature}"' in text
@@ -111,7 +111,7 @@ def test_unknown_categories_are_accepted_and_counted(served) -> None:
     """A category never seen in training is predicted (ignored by the model) and counted."""
     row = rows_of(served.run, 1)[0] | {"region": "atlantis"}
     assert post(served, {"rows": [row, row]}).status_code == 200
-    metrics = httpx.get(f"{served.url}/metrics", timeout=10).text
+    metrics = httpx.get(f"{served.url}/metrics", headers=AUTH, timeout=10).text
     counted = [
         line
         for line in metrics.splitlines()
@@ -124,7 +124,7 @@ def test_metrics_count_requests(served) -> None:
     """/metrics is Prometheus text whose request counter grows with each /predict call."""
 
     def predict_count() -> float:
-        text = httpx.get(f"{served.url}/metrics", timeout=10).text
+        text = httpx.get(f"{served.url}/metrics", headers=AUTH, timeout=10).text
         return sum(
             float(line.split()[-1])
             for line in text.splitlines()
@@ -220,10 +220,10 @@ def test_an_unwritable_log_costs_the_log_not_the_answer(champion_run, bento_tag)
     with served_bento(bento_tag, "127.0.0.1", free_port(), env) as url:
         rows = rows_of(champion_run, 3)
         for _ in range(2):
-            answer = httpx.post(f"{url}/predict", json={"rows": rows}, timeout=30)
+            answer = httpx.post(f"{url}/predict", json={"rows": rows}, headers=AUTH, timeout=30)
             assert answer.status_code == 200, answer.text
-        assert httpx.get(f"{url}/readyz", timeout=30).status_code == 200
-        metrics = httpx.get(f"{url}/metrics", timeout=30).text
+        assert httpx.get(f"{url}/readyz", headers=AUTH, timeout=30).status_code == 200
+        metrics = httpx.get(f"{url}/metrics", headers=AUTH, timeout=30).text
     lost = [
         line
         for line in metrics.splitlines()

@@ -49,3 +49,27 @@ def test_patch_applies_only_to_the_versions_it_was_written_for(
     monkeypatch.setattr(bentoml, "__version__", bentoml_patches.PATCHED_VERSIONS[0])
     assert bentoml_patches.patch_timeout_middleware()
     assert traffic.TimeoutMiddleware.__call__ is bentoml_patches._timeout_middleware_call
+
+
+def test_the_error_schema_patch_is_tied_to_upstream() -> None:
+    """When BentoML changes how it documents errors, this fails: check whether a 400's
+    `detail` is still documented as a string only, then update ERROR_SCHEMA_SHA256."""
+    from bentoml._internal.service.openapi import utils
+
+    source = inspect.getsource(utils)
+    tree = ast.parse(source)
+    function = next(
+        n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "exception_schema"
+    )
+    digest = hashlib.sha256(str(ast.get_source_segment(source, function)).encode()).hexdigest()
+    assert digest == bentoml_patches.ERROR_SCHEMA_SHA256
+
+
+def test_the_patched_error_schema_documents_a_list_of_errors() -> None:
+    """After the patch, a 400's `detail` may be a string or a list (what BentoML sends for a
+    request that fails validation)."""
+    from bentoml._internal.service.openapi import utils
+
+    assert bentoml_patches.patch_error_schema()
+    detail = utils.exception_components_schema()["InvalidArgument"].properties["detail"]
+    assert [s.type for s in detail.oneOf] == ["string", "array"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typing
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +14,7 @@ from flowship.checks import (
     DRIFT_VS_CHAMPION,
     SPECS,
     CheckResult,
+    Group,
     drifted_columns,
     make_check,
     sample_rows,
@@ -77,8 +80,8 @@ def test_sample_rows_margin_holds_for_a_share() -> None:
 def test_check_ids_are_unique_and_grouped() -> None:
     """Every declared check has its own id, prefixed like its kind, in a known group."""
     assert len(SPECS) == len(CHECKS)
-    groups = {"data_quality", "contract", "drift", "model_quality", "champion"}
-    assert {s.group for s in CHECKS} <= groups
+    groups = {"data_quality", "contract", "drift", "model_quality", "champion", "latency", "live"}
+    assert {s.group for s in CHECKS} <= groups == set(typing.get_args(Group))
     assert all("." in s.id for s in CHECKS)
 
 

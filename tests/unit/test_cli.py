@@ -141,7 +141,7 @@ def test_a_flow_failure_ends_with_its_user_error() -> None:
 
 def test_the_serve_log_folder_honours_an_absolute_path(tmp_path: Path, monkeypatch) -> None:
     """`make serve PREDICTION_LOG_DIR=/abs/path` logs there, not under the repository."""
-    from flowship.cli.commands import log_folder
+    from flowship.cli.loop import log_folder
 
     monkeypatch.chdir(tmp_path)
     assert log_folder("/var/log/flowship") == Path("/var/log/flowship")

@@ -156,3 +156,68 @@ def test_importances_refuse_an_empty_frame(signal_and_noise) -> None:
         compute_importances(
             model, features.head(0), y.head(0), _scorer("roc_auc"), seed=0, max_rows=5000
         )
+
+
+def test_one_metric_alone_equals_it_among_all() -> None:
+    """`only` computes one metric (the live comparison's bootstrap), the same value."""
+    y = [0, 1, 1, 0, 1, 0]
+    proba = np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.6, 0.4], [0.9, 0.1], [0.2, 0.8]])
+    every = compute_metrics(y, proba, [0, 1])
+    for name, value in every.items():
+        assert compute_metrics(y, proba, [0, 1], only=name) == {name: value}
+
+
+# predict latency (the gate's latency checks)
+
+
+def test_latency_is_measured_on_the_service_path(churn_model) -> None:
+    from flowship.evaluate import measure_latency
+
+    model, schema, frame = churn_model
+    latency = measure_latency(model, schema, frame, calls=30)
+    assert latency.row_calls == latency.batch_calls == 30
+    assert 0 < latency.row_median_ms <= latency.row_p99_ms
+    assert latency.row_median_ms < latency.batch_median_ms  # 100 rows cost more than 1
+    assert "100 rows" in latency.describe()
+
+
+def test_a_slow_model_is_measured_within_the_time_budget(churn_model) -> None:
+    """At least 10 calls, then only as many as fit in the budget."""
+    from flowship.evaluate import measure_latency
+
+    model, schema, frame = churn_model
+    latency = measure_latency(model, schema, frame, calls=100_000, budget_s=0.05)
+    assert 10 <= latency.row_calls < 100_000 and 10 <= latency.batch_calls < 100_000
+
+
+def test_latency_over_the_limit_warns_unless_it_blocks() -> None:
+    from flowship.config import GateSettings
+    from flowship.evaluate import Latency, latency_report
+
+    slow = Latency(30.0, 80.0, 40.0, 300.0, 300, 300)
+    warned = latency_report(slow, GateSettings(max_latency_ms=50, max_batch_latency_ms=250))
+    assert [(c.id, c.status, c.critical) for c in warned.checks] == [
+        ("latency.single_row", "warn", False),
+        ("latency.batch", "warn", False),
+    ]
+    blocked = latency_report(slow, GateSettings(max_latency_ms=50, latency_blocks=True))
+    assert [c.blocking for c in blocked.checks] == [True, True]
+    fast = latency_report(Latency(1.0, 2.0, 3.0, 4.0, 300, 300), GateSettings(latency_blocks=True))
+    assert all(c.status == "pass" for c in fast.checks)
+    assert fast.checks[0].value == 2.0 and fast.checks[0].threshold == 50.0
+
+
+@pytest.fixture(scope="module")
+def churn_model():
+    from flowship.config import load_settings
+    from flowship.sample_data import generate_churn
+    from flowship.train import CandidateSpec, build_pipeline, label_array
+    from tests.helpers import small_config
+    from tests.unit.conftest import prepare
+
+    prepared = prepare(generate_churn(400, seed=3), load_settings(small_config()))
+    spec = CandidateSpec("lr", "lr", "logistic_regression")
+    model = build_pipeline(spec, prepared.schema, seed=0)
+    schema = prepared.schema
+    model.fit(prepared.train[schema.features], label_array(prepared.train[schema.target]))
+    return model, schema, prepared.holdout

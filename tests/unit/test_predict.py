@@ -380,6 +380,7 @@ def test_prediction_log_round_trip(tmp_path: Path) -> None:
         "row",
         "model_version",
         "run",
+        "answered_by",
         "prediction",
         "age",
         "region",
@@ -393,6 +394,7 @@ def test_prediction_log_round_trip(tmp_path: Path) -> None:
     ]
     assert frame["request_id"].tolist() == ["req-1", "req-1", "req-2"]
     assert frame["row"].tolist() == [0, 1, 0]
+    assert frame["answered_by"].tolist() == ["churn:abc123"] * 3  # no challenger: the model
     assert frame["model_version"].tolist() == ["churn:abc123"] * 3
     assert frame["run"].tolist() == ["TrainFlow/7"] * 3
     assert frame["prediction"].tolist() == [0, 1, 0]
@@ -465,6 +467,7 @@ def test_read_prediction_log_lines_without_run(tmp_path: Path) -> None:
             "row": 0,
             "model_version": "churn:abc123",
             "run": "",
+            "answered_by": "churn:abc123",
             "prediction": "yes",
             "age": 30.0,
             "proba_no": 0.4,
@@ -533,6 +536,7 @@ def test_read_prediction_log_empty(tmp_path: Path) -> None:
             "row",
             "model_version",
             "run",
+            "answered_by",
             "prediction",
         ]
 

@@ -87,6 +87,19 @@ def _parser() -> argparse.ArgumentParser:
     bento = _scoped(sub, "bento", "export the champion (or --run) and build its Bento", c.cmd_bento)
     bento.add_argument("--run", help="a run whose gate passed (default: the champion)")
     bento.add_argument("--tag-file", help="also write the Bento tag to this file")
+    bento.add_argument(
+        "--challenger",
+        help="a second model: a run whose gate passed, or 'latest' (the newest passed run that "
+        "is not the champion); served as [serving] challenger_mode says",
+    )
+
+    api_key = sub.add_parser(
+        "api-key", help="create an API key: prints it once, adds its hash to the keys file"
+    )
+    api_key.add_argument("--id", required=True, help="a name for the key (logged with requests)")
+    api_key.add_argument("--config", default=str(DEFAULT_CONFIG_PATH), help="project TOML")
+    api_key.add_argument("--keys-file", help="default: [serving] api_keys_file")
+    api_key.set_defaults(func=c.cmd_api_key)
 
     serve = _scoped(sub, "serve", "serve the last built Bento", c.cmd_serve)
     serve.add_argument("--host", help="default: [serving] host")
@@ -131,6 +144,23 @@ def _parser() -> argparse.ArgumentParser:
     loop.add_argument(
         "--phases", help="file of the demo's phase marks: note serving's, print them at the end"
     )
+
+    for name, help_text, func in (
+        (
+            "compare",
+            "champion vs challenger on the labelled rows of the prediction log",
+            c.cmd_compare,
+        ),
+        (
+            "promote-challenger",
+            "promote the challenger when the live comparison favours it",
+            c.cmd_promote_challenger,
+        ),
+    ):
+        live = _scoped(sub, name, help_text, func)
+        live.add_argument("--since", help="ISO time: only predictions logged since then")
+        live.add_argument("--log-dir", help="default: [serving] prediction_log_dir")
+        live.add_argument("--out", default="reports/compare", help="folder for the JSON and HTML")
 
     mverdict = _scoped(
         sub, "monitor-verdict", "print the newest MonitorFlow verdict", c.cmd_monitor_verdict

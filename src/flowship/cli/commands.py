@@ -8,11 +8,15 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flowship.cli import loop
 from flowship.cli.scope import scope_of
 from flowship.config import SAMPLE_ROWS, SAMPLE_SEED, read_settings
 from flowship.errors import GateError, RegistryError
+
+if TYPE_CHECKING:
+    from flowship.compare import LiveComparison
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -172,7 +176,23 @@ def cmd_verdict(args: argparse.Namespace) -> int:
 
 def cmd_bento(args: argparse.Namespace) -> int:
     tag_file = Path(args.tag_file) if args.tag_file else None
-    print(loop.package(scope_of(args), args.run, tag_file))
+    print(loop.package(scope_of(args), args.run, tag_file, challenger=args.challenger))
+    return 0
+
+
+def cmd_api_key(args: argparse.Namespace) -> int:
+    from flowship.auth import append_key, new_key
+
+    keys_file = Path(args.keys_file or read_settings(args.config).serving.api_keys_file)
+    key = new_key()
+    append_key(keys_file, args.id, key)
+    print(key)
+    print(
+        f"added key {args.id!r} to {keys_file} (only its hash); this is the only time the key "
+        "is shown: keep it secret, send it as 'Authorization: Bearer <key>'. A running service "
+        "picks the change up within a second.",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -180,27 +200,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """`bentoml serve` of the last built Bento, in place of this process (Ctrl-C stops it)."""
     from flowship.errors import ServingError
 
-    serving = read_settings(args.config).serving
+    scope = scope_of(args)
+    serving = scope.settings.serving
     tag_file = Path(args.tag_file)
     if not tag_file.is_file() or not tag_file.read_text().strip():
         raise ServingError("no Bento built yet: run `make bento`")
-    log_dir = log_folder(args.log_dir or serving.prediction_log_dir)
     host = args.host or serving.host
     port = str(args.port or serving.port)
     bentoml = str(Path(sys.executable).with_name("bentoml"))
-    env = {**os.environ, "FLOWSHIP_PREDICTION_LOG_DIR": str(log_dir)}
-    print(f"serving on http://{host}:{port}; predictions are logged to {log_dir}", flush=True)
+    env = {**os.environ, **loop.serving_env(scope, args.log_dir)}
+    print(
+        f"serving on http://{host}:{port}; predictions are logged to "
+        f"{env['FLOWSHIP_PREDICTION_LOG_DIR']}",
+        flush=True,
+    )
     os.execve(
         bentoml,
         [bentoml, "serve", tag_file.read_text().strip(), "--host", host, "--port", port],
         env,
     )
-
-
-def log_folder(path: str) -> Path:
-    """The prediction-log folder for the service: absolute as given, else from the current
-    directory (`make serve PREDICTION_LOG_DIR=/var/log/x` is /var/log/x, not <repo>/var/...)."""
-    return Path(path).expanduser().resolve()
 
 
 def cmd_argo(args: argparse.Namespace) -> int:
@@ -253,13 +271,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         if args.serve:
             address = urlsplit(url)
-            log_dir = str(Path(serving.prediction_log_dir).resolve())
             stack.enter_context(
                 served_bento(
                     Path(args.tag_file).read_text().strip(),
                     address.hostname or serving.host,
                     address.port or serving.port,
-                    {"FLOWSHIP_PREDICTION_LOG_DIR": log_dir},
+                    loop.serving_env(scope),
                 )
             )
         loop.send_traffic(
@@ -306,4 +323,59 @@ def cmd_loop(args: argparse.Namespace) -> int:
     serving = scope.settings.serving
     phases = Path(args.phases) if args.phases else None
     loop.demo_loop(scope, args.url or f"http://{serving.host}:{serving.port}", phases)
+    return 0
+
+
+def _live_comparison(args: argparse.Namespace) -> tuple[LiveComparison, str]:
+    """The champion against the challenger on the labelled rows of the prediction log."""
+    from datetime import datetime
+
+    from flowship.compare import compare_live, live_window, paired_rows
+    from flowship.registry import find_champion_or_fail, load_champion
+
+    scope = scope_of(args)
+    settings = scope.settings
+    champion = find_champion_or_fail(scope.project, scope.branch_name)
+    reference = load_champion(champion)
+    assert reference is not None
+    since = datetime.fromisoformat(args.since) if args.since else None
+    window = live_window(
+        args.log_dir or settings.serving.prediction_log_dir,
+        settings.monitor.feedback_dir,
+        reference.schema,
+        since,
+    )
+    paired = paired_rows(window, reference.schema, champion)
+    return compare_live(paired, reference.schema, reference.metric, settings.gate, champion)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from flowship.cards import render_live_page
+    from flowship.compare import describe
+
+    comparison, html = _live_comparison(args)
+    print("\n".join(describe(comparison)))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "comparison.json").write_text(comparison.to_json())
+    (out / "compare.html").write_text(render_live_page(comparison, html))
+    print(f"written to {out / 'comparison.json'} and {out / 'compare.html'}", file=sys.stderr)
+    return 0
+
+
+def cmd_promote_challenger(args: argparse.Namespace) -> int:
+    from flowship.compare import describe
+    from flowship.registry import promote_challenger
+
+    comparison, _ = _live_comparison(args)
+    print("\n".join(describe(comparison)))
+    scope = scope_of(args)
+    replaced = promote_challenger(comparison, scope.project, scope.branch_name)
+    audit = Path(args.out) / f"promotion-{comparison.id}.json"
+    audit.parent.mkdir(parents=True, exist_ok=True)
+    audit.write_text(comparison.to_json())
+    print(
+        f"{comparison.challenger_run} is the champion (replacing {replaced}); the evidence is "
+        f"in {audit}. Rebuild the Bento: make bento"
+    )
     return 0

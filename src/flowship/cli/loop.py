@@ -80,17 +80,25 @@ def champion_pathspec(scope: Scope) -> str | None:
     return str(run.pathspec) if run else None
 
 
-def package(scope: Scope, pathspec: str | None = None, tag_file: Path | None = TAG_FILE) -> str:
+def package(
+    scope: Scope,
+    pathspec: str | None = None,
+    tag_file: Path | None = TAG_FILE,
+    challenger: str | None = None,
+) -> str:
     """Export the champion (or `pathspec`, which must have passed its gate), build its Bento,
-    write its tag to `tag_file`; returns the Bento tag.
+    write its tag to `tag_file`; returns the Bento tag. With `challenger` (a run pathspec, or
+    `latest`: the newest passed run that is not the champion) the Bento serves both, in the
+    `[serving] challenger_mode`.
 
     Raises:
-        RegistryError: no champion yet, or the run did not pass its gate.
+        RegistryError: no champion yet, a run did not pass its gate, or the challenger is the
+            champion, of another branch or of another contract.
         ServingError: the build failed.
     """
     from flowship.bento import package_run
-    from flowship.registry import find_champion
-    from flowship.runs import get_run
+    from flowship.registry import find_champion, newest_passed_run
+    from flowship.runs import get_run, in_branch
 
     run = get_run(pathspec) if pathspec else find_champion(scope.project, scope.branch_name)
     if run is None:
@@ -98,8 +106,23 @@ def package(scope: Scope, pathspec: str | None = None, tag_file: Path | None = T
             f"no champion in project '{scope.project}', branch '{scope.branch_name}': "
             "run `make train`"
         )
-    model_tag, bento_tag = package_run(run, scope.project, scope.settings.serving, Path.cwd())
+    rival = None
+    if challenger == "latest":
+        rival = newest_passed_run(scope.project, scope.branch_name, other_than=run.pathspec)
+    elif challenger:
+        rival = get_run(challenger)
+        if not in_branch(rival, scope.project, scope.branch_name):
+            raise RegistryError(
+                f"{challenger} is not a run of project {scope.project!r}, branch "
+                f"{scope.branch_name!r}: a challenger must compete on the champion's branch"
+            )
+    model_tag, bento_tag = package_run(
+        run, scope.project, scope.settings.serving, Path.cwd(), challenger=rival
+    )
     print(f"exported {run.pathspec} as model {model_tag}", file=sys.stderr)
+    if rival is not None:
+        mode = scope.settings.serving.challenger_mode
+        print(f"challenger {rival.pathspec} ({mode} mode) is in the Bento", file=sys.stderr)
     if tag_file is not None:
         tag_file.write_text(bento_tag + "\n")
     print(f"built Bento {bento_tag} from model {model_tag}", file=sys.stderr)
@@ -117,6 +140,7 @@ def send_traffic(url: str, scope: Scope, scenario: str, rows: int, seed: int, ba
     import httpx
     import pandas as pd
 
+    from flowship.auth import client_headers
     from flowship.sample_data import sample_table
     from flowship.schema import Schema
     from flowship.sources import parse_sample
@@ -132,7 +156,7 @@ def send_traffic(url: str, scope: Scope, scenario: str, rows: int, seed: int, ba
     frame = table.generate(rows, seed, scenario)
     labels = []
     started = time.monotonic()
-    with httpx.Client(base_url=url, timeout=30) as client:
+    with httpx.Client(base_url=url, timeout=30, headers=client_headers()) as client:
         schema = Schema.model_validate(_metadata(client)["schema"])
         columns = [c for c in [schema.id_column, *schema.features] if c]
         for start in range(0, len(frame), batch):
@@ -166,9 +190,44 @@ def _metadata(client: object) -> dict[str, object]:
         ServingError: it did not answer 200.
     """
     answer = client.get("/metadata")  # type: ignore[attr-defined]
+    if answer.status_code == 401:
+        raise ServingError(
+            "the service wants an API key: set FLOWSHIP_API_KEY (or keep the one `make serve` "
+            "wrote to .flowship/api-key)"
+        )
     if answer.status_code != 200:
         raise ServingError(f"/metadata answered {answer.status_code}: {answer.text}")
     return dict(answer.json())
+
+
+def serving_env(scope: Scope, log_dir: str | None = None) -> dict[str, str]:
+    """The environment of a Bento we serve locally: its prediction-log folder (absolute) and,
+    with access control on and no keys given in the environment, the project's keys file,
+    where a local key is created on first use (`.flowship/api-key`, which the clients here
+    send)."""
+    import os
+
+    from flowship.auth import KEYS_ENV, KEYS_FILE_ENV, ensure_local_key
+
+    serving = scope.settings.serving
+    env = {"FLOWSHIP_PREDICTION_LOG_DIR": str(log_folder(log_dir or serving.prediction_log_dir))}
+    if serving.auth == "keys" and not (os.environ.get(KEYS_ENV) or os.environ.get(KEYS_FILE_ENV)):
+        keys_file = Path(serving.api_keys_file).resolve()
+        created = ensure_local_key(keys_file)
+        if created:
+            print(
+                f"created an API key for this machine in .flowship/api-key (its hash is in "
+                f'{keys_file}); send it as: -H "Authorization: Bearer $(cat .flowship/api-key)"',
+                file=sys.stderr,
+            )
+        env[KEYS_FILE_ENV] = str(keys_file)
+    return env
+
+
+def log_folder(path: str) -> Path:
+    """The prediction-log folder for the service: absolute as given, else from the current
+    directory (`make serve PREDICTION_LOG_DIR=/var/log/x` is /var/log/x, not <repo>/var/...)."""
+    return Path(path).expanduser().resolve()
 
 
 def monitor_and_retrain(scope: Scope, flow_args: Sequence[str] = (), retrain: bool = True) -> bool:
@@ -239,10 +298,11 @@ def _first_prediction(url: str) -> None:
     """
     import httpx
 
+    from flowship.auth import client_headers
     from flowship.predict import probe_rows
     from flowship.schema import Schema
 
-    with httpx.Client(base_url=url, timeout=30) as client:
+    with httpx.Client(base_url=url, timeout=30, headers=client_headers()) as client:
         schema = Schema.model_validate(_metadata(client)["schema"])
         answer = client.post("/predict", json={"rows": probe_rows(schema)[:1]})
     if answer.status_code != 200:
@@ -266,16 +326,12 @@ def demo_loop(scope: Scope, url: str, phases: Path | None = None) -> None:
     if not TAG_FILE.is_file():
         raise ServingError("no Bento built yet: run `make bento`")
     demo = scope.settings.demo
-    log_dir = {
-        "FLOWSHIP_PREDICTION_LOG_DIR": str(
-            Path(scope.settings.serving.prediction_log_dir).resolve()
-        )
-    }
+    env = serving_env(scope)
     address = urlsplit(url)
     host, port = address.hostname or "127.0.0.1", address.port or scope.settings.serving.port
     bento = TAG_FILE.read_text().strip()
     stage(f"serving {bento} on {url}")
-    with served_bento(bento, host, port, log_dir):
+    with served_bento(bento, host, port, env):
         if phases:
             mark_phase(phases, "serve ready")
         _first_prediction(url)
@@ -315,6 +371,7 @@ def smoke(
 
     import httpx
 
+    from flowship.auth import client_headers
     from flowship.predict import probe_rows
     from flowship.processes import free_port, served_bento
     from flowship.schema import Schema
@@ -323,22 +380,21 @@ def smoke(
         if url is None:
             if bento is None:
                 raise ServingError("give a Bento tag or the URL of a running service")
-            log_dir = str(Path(scope.settings.serving.prediction_log_dir).resolve())
             started = time.monotonic()
             url = stack.enter_context(
-                served_bento(
-                    bento, "127.0.0.1", free_port(), {"FLOWSHIP_PREDICTION_LOG_DIR": log_dir}
-                )
+                served_bento(bento, "127.0.0.1", free_port(), serving_env(scope))
             )
             print(f"served {bento} on {url}: ready after {time.monotonic() - started:.1f} s")
-        with httpx.Client(base_url=url, timeout=30) as client:
-            schema = Schema.model_validate(_metadata(client)["schema"])
+        client = stack.enter_context(
+            httpx.Client(base_url=url, timeout=30, headers=client_headers())
+        )
+        schema = Schema.model_validate(_metadata(client)["schema"])
         rows = probe_rows(schema)[:3]  # typical values of every feature
-        answer = httpx.post(f"{url}/predict", json={"rows": rows}, timeout=30)
+        answer = client.post("/predict", json={"rows": rows})
         if answer.status_code != 200:
             raise ServingError(f"{url}/predict answered {answer.status_code}: {answer.text}")
         print(f"POST /predict ({len(rows)} rows) ->\n{json.dumps(answer.json(), indent=2)}")
-        meta = httpx.get(f"{url}/metadata", timeout=30).json()
+        meta = client.get("/metadata").json()
         keep = ["model_version", "run", "git_sha", "data_fingerprint", "verdict", "metrics"]
         print(f"GET /metadata ->\n{json.dumps({k: meta.get(k) for k in keep}, indent=2)}")
         if expect_run and meta.get("run") != expect_run:
