@@ -368,7 +368,6 @@ def smoke(
     Raises:
         ServingError: the answer failed, or `/metadata` names another run than `expect_run`.
     """
-
     import httpx
 
     from flowship.auth import client_headers
