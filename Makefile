@@ -35,6 +35,10 @@ CHALLENGER ?=
 ID ?=
 SINCE ?=
 PREDICTION_LOG_DIR ?=
+INPUT ?=
+OUTPUT ?=
+MODEL ?=
+SCORE_ARGS ?=
 SCENARIO ?= baseline
 ROWS ?=
 SEED ?=
@@ -159,7 +163,11 @@ simulate: $(STAMP)
 monitor: $(STAMP)
 	$(FLOWSHIP) monitor --config $(CONFIG) $(SCOPE) $(if $(FAIL_ON_DRIFT),--fail-on-drift) -- $(if $(PREDICTION_LOG_DIR),--log-dir $(PREDICTION_LOG_DIR)) $(MONITOR_ARGS)
 
-## Compile TrainFlow and MonitorFlow into Argo WorkflowTemplates in $(ARGO_OUT)/ (local S3 stand-in unless S3 is configured)
+## Score a table with the champion: make score INPUT=data/x.parquet OUTPUT=scores/x [MODEL=TrainFlow/<id>] [SCORE_ARGS="--overwrite True --log-predictions True"]
+score: $(STAMP)
+	$(FLOWSHIP) score --config $(CONFIG) $(SCOPE) $(if $(INPUT),--input '$(INPUT)') $(if $(OUTPUT),--output '$(OUTPUT)') $(if $(MODEL),--model $(MODEL)) $(if $(MAX_WORKERS),--max-workers $(MAX_WORKERS)) -- $(SCORE_ARGS)
+
+## Compile TrainFlow, MonitorFlow and ScoreFlow into Argo WorkflowTemplates in $(ARGO_OUT)/ (local S3 stand-in unless S3 is configured)
 argo: $(STAMP)
 	$(FLOWSHIP) argo --config $(CONFIG) $(SCOPE) --out $(ARGO_OUT)
 
@@ -199,6 +207,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/serving.py --config config/delivery.toml
 	$(BIN)/python benchmarks/monitor.py
+	$(BIN)/python benchmarks/score.py
 
 ## Regenerate constraints.txt from the current .venv (after changing a range in pyproject.toml)
 constraints: $(STAMP)
@@ -218,4 +227,4 @@ include ci.mk
 help:
 	@awk '/^## /{doc=substr($$0,4); next} /^[a-z][a-z-]*:/{if(doc){split($$0,t,":"); printf "  make %-12s %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
 
-.PHONY: install demo init test lint format typecheck train champion history rollback verdict bento api-key compare promote-challenger serve simulate monitor argo dashboard container-tools base-image containerize smoke-container card bench constraints clean help
+.PHONY: install demo init test lint format typecheck train champion history rollback verdict bento api-key compare promote-challenger serve simulate monitor score argo dashboard container-tools base-image containerize smoke-container card bench constraints clean help

@@ -18,6 +18,7 @@ from flowship.auth import KEYS_ENV, key_line, new_key
 from flowship.config import ServingSettings
 from flowship.errors import RegistryError, ServingError
 from flowship.estimators import distribution_of
+from flowship.gate import releasable
 from flowship.registry import check_challenger
 from flowship.runs import model_artifacts
 
@@ -42,7 +43,7 @@ def export_model(run: Run, model_name: str, explain_rows: int = 50) -> tuple[str
 
     data = model_artifacts(run)
     verdict = getattr(data, "verdict", None)
-    if verdict is None or not (verdict.passed or verdict.decision == "override"):
+    if not releasable(verdict):
         raise RegistryError(
             f"{run.pathspec} did not pass its gate "
             f"({verdict.decision if verdict else 'no verdict'}); "
@@ -172,12 +173,21 @@ def package_run(
 
     Raises:
         RegistryError: a run never passed its gate, or the challenger's contract differs.
-        ServingError: the build failed.
+        ServingError: `[serving] challenger_key` is not a request column, or the build failed.
     """
+    if challenger is not None:  # refused before anything is exported
+        check_challenger(run, challenger)
+        schema = model_artifacts(run).schema
+        keys = [schema.id_column, *schema.numeric, *schema.categorical]
+        if serving.challenger_key and serving.challenger_key not in keys:
+            raise ServingError(
+                f"[serving] challenger_key = {serving.challenger_key!r} is not a column of the "
+                "requests; use the id column or a numeric or categorical feature: "
+                + ", ".join(k for k in keys if k)
+            )
     model_tag, metadata = export_model(run, model_name, serving.explain_background_rows)
     second = None
     if challenger is not None:
-        check_challenger(run, challenger)
         second = export_model(challenger, model_name, serving.explain_background_rows)
     with tempfile.TemporaryDirectory(prefix="flowship-bento-") as tmp:
         spec = bento_spec(model_tag, metadata, serving, second)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from html import escape
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 from metaflow.cards import Markdown, Table, VegaChart
@@ -15,6 +15,9 @@ from flowship.config import Settings
 from flowship.gate import Verdict
 from flowship.monitoring import MonitorVerdict
 from flowship.schema import Schema
+
+if TYPE_CHECKING:
+    from flowship.score import ScoreSummary
 
 
 def _fmt(value: Any) -> str:
@@ -340,3 +343,72 @@ def render_live_page(live: LiveComparison, html: str) -> str:
 {_PAGE_STYLE}</head><body><h1>Champion vs challenger, live</h1>
 <p>Comparison <code>{live.id}</code> at {escape(live.created_at)}; champion
 <code>{escape(live.champion_run)}</code>.</p>{render_live(live, html)}</body></html>"""
+
+
+def score_card(summary: ScoreSummary) -> list[Any]:
+    """The scoring card: rows scored and refused, shards, throughput, the distribution of the
+    predictions, the share of rows with missing or unknown values, and where it all went."""
+    scored = max(summary.scored, 1)
+    resumed = f" Resumed from run {summary.resumed_from}." if summary.resumed_from else ""
+    path = "the service's NumPy fast path" if summary.fast_path else "the pipeline"
+    parts: list[Any] = [
+        Markdown(
+            f"# Scoring: **{summary.scored:,}** of {summary.rows:,} rows\n"
+            f"Input `{summary.source}` → output `{summary.output}`, in {summary.shards} "
+            f"shard(s); model `{summary.model_run}` (verdict `{summary.verdict}`), predicted "
+            f"with {path}, as the service predicts.{resumed}"
+        ),
+        _table(
+            pd.DataFrame(
+                [
+                    ("rows in the input", f"{summary.rows:,}"),
+                    ("rows scored", f"{summary.scored:,}"),
+                    ("rows refused (see _rejects/)", f"{summary.rejected:,}"),
+                    ("shards", f"{summary.shards:,}"),
+                    ("wall time, first shard to publication", f"{summary.seconds:,.1f} s"),
+                    ("throughput", f"{summary.rows_per_second:,.0f} rows/s"),
+                    ("shard time, summed", f"{summary.shard_seconds:,.1f} s"),
+                    ("rows with a missing value", f"{summary.missing / scored:.2%}"),
+                    ("rows with a category unseen in training", f"{summary.unknown / scored:.2%}"),
+                ],
+                columns=["", "value"],
+            )
+        ),
+        Markdown("## Predictions"),
+    ]
+    if summary.labels:
+        labels = pd.DataFrame(
+            [(k, f"{v:,}", v / scored) for k, v in sorted(summary.labels.items())],
+            columns=["predicted class", "rows", "share"],
+        )
+        parts.append(_table(labels))
+    if summary.scores:
+        title = {
+            "binary": "probability of the positive class",
+            "multiclass": "probability of the predicted class",
+        }.get(summary.task, "predicted value")
+        spec = {
+            "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+            "width": 480,
+            "height": 240,
+            "data": {"values": [{"score": float(v)} for v in summary.scores]},
+            "mark": "bar",
+            "encoding": {
+                "x": {
+                    "field": "score",
+                    "bin": {"maxbins": 40},
+                    "type": "quantitative",
+                    "title": title,
+                },
+                "y": {"aggregate": "count", "type": "quantitative", "title": "rows (a sample)"},
+            },
+        }
+        parts.append(VegaChart(spec))
+    if summary.rejected:
+        refused = pd.DataFrame(
+            sorted(summary.rejected_by_column.items(), key=lambda kv: -kv[1]),
+            columns=["column", "rows refused"],
+        )
+        parts += [Markdown("## Refused rows"), _table(refused)]
+        parts.append(Markdown("\n".join(f"- {escape(e, quote=False)}" for e in summary.examples)))
+    return parts

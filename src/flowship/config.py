@@ -242,6 +242,19 @@ class DemoSettings(_Section):
     shift_rows: int = Field(default=6000, ge=1)
 
 
+class ScoreSettings(_Section):
+    """Batch scoring (ScoreFlow, `make score`)."""
+
+    input: str = ""  # the table a run without --input scores (a scheduled run needs one)
+    output: str = ""  # where it writes; "{date}" and "{run_id}" are filled in per run
+    shard_rows: int = Field(default=1_000_000, ge=1)  # rows per parallel task (and its memory)
+    # Rows the service would refuse (a text in a numeric column, a category longer than
+    # [serving] max_string_length, ...) are written to <output>/_rejects/ with the reason;
+    # past this share of the input the run fails and publishes nothing.
+    max_reject_share: float = Field(default=0.01, ge=0.0, le=1.0)
+    max_workers: int | None = Field(default=None, ge=1, le=256)  # shards at once; None: cores
+
+
 class StepResources(_Section):
     cpu: int = Field(default=2, ge=1, le=256)
     memory_mb: int = Field(default=8192, ge=256)
@@ -254,11 +267,14 @@ class ScaleSettings(_Section):
     candidate_steps: StepResources = Field(
         default_factory=lambda: StepResources(cpu=2, memory_mb=8192)
     )
+    # each shard predicts on one thread, as each service worker does: one core per pod
+    score_steps: StepResources = Field(default_factory=lambda: StepResources(cpu=1, memory_mb=4096))
     train_schedule: str = "0 3 * * 1"
     monitor_schedule: str = "0 6 * * *"
+    score_schedule: str = ""  # e.g. "0 2 * * *" with [score] input and output: nightly scoring
     retrain_event: str = ""
 
-    @field_validator("train_schedule", "monitor_schedule")
+    @field_validator("train_schedule", "monitor_schedule", "score_schedule")
     @classmethod
     def _cron(cls, value: str) -> str:
         if value and len(value.split()) != 5:
@@ -284,6 +300,7 @@ class Settings(_Section):
     serving: ServingSettings = Field(default_factory=ServingSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
+    score: ScoreSettings = Field(default_factory=ScoreSettings)
     scale: ScaleSettings = Field(default_factory=ScaleSettings)
 
     @model_validator(mode="before")

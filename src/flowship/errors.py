@@ -43,3 +43,8 @@ class ScaleError(FlowshipError, RuntimeError):
 
 class FlowError(FlowshipError, RuntimeError):
     """A flow run failed; the message is the user error it failed on, or says where to look."""
+
+
+class ScoreError(FlowshipError, RuntimeError):
+    """Batch scoring cannot publish its output (it exists, too many rows were refused, the
+    counts do not add up); the message says why and what to do."""

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypeIs
 
 from flowship.checks import CONTRACT, CheckResult
 from flowship.config import GateSettings
@@ -219,3 +220,9 @@ def format_verdict(verdict: Verdict, markdown: bool = False) -> str:
                 f"{'' if c.critical else '  (informative)'}"
             )
     return "\n".join(lines)
+
+
+def releasable(verdict: Verdict | None) -> TypeIs[Verdict]:
+    """Whether a run with this verdict may serve or score: its gate passed, or an audited
+    override promoted it."""
+    return verdict is not None and (verdict.passed or verdict.decision == "override")

@@ -197,6 +197,29 @@ class FastPredictor:
                     x[i, k + slot] = 1.0
         return x
 
+    def frame_outputs(self, frame: pd.DataFrame) -> np.ndarray:
+        """`outputs` for the rows of a frame (a column per feature, missing as null/NaN), built
+        column by column: the feature matrix is bit for bit the one `outputs` builds from the
+        same rows as records, without a Python object per row (batch scoring)."""
+        return self.task.outputs(self.estimator, self._frame_features(frame))
+
+    def _frame_features(self, frame: pd.DataFrame) -> np.ndarray:
+        n, k = len(frame), len(self.numeric)
+        x = np.zeros((n, self.width))
+        if k:
+            raw = frame[self.numeric].to_numpy(dtype=float, na_value=np.nan)
+            raw = np.where(np.isnan(raw), self.median, raw)
+            x[:, :k] = (raw - self.mean) / self.scale
+        for column, index in zip(self.categorical, self.index, strict=True):
+            codes, values = category_codes(frame[column])
+            # one slot per distinct value, looked up as `_features` looks up each row's value
+            slots = np.array(
+                [index.get(category_text(v), -1) for v in values] + [index.get(MISSING, -1)]
+            )[codes]  # code -1 (missing) takes the last entry
+            known = np.flatnonzero(slots >= 0)
+            x[known, k + slots[known]] = 1.0
+        return x
+
     @classmethod
     def build(
         cls, pipeline: Any, schema: Schema, probe: Sequence[dict[str, Any]]
@@ -251,6 +274,31 @@ def predict_rows(
     )
     probabilities = outputs.tolist() if task.classifies else [[] for _ in rows]
     return Predictions(task.predicted(outputs, schema), probabilities, classes)
+
+
+def predict_frame(
+    model: Any, schema: Schema, frame: pd.DataFrame, fast: FastPredictor | None = None
+) -> np.ndarray:
+    """The outputs `predict_rows` computes for the same rows (probabilities or values), for a
+    frame with a column per feature (numbers as float64, missing as null/NaN): the fast path's
+    own arithmetic when given, else the pipeline on the frame."""
+    if fast is not None:
+        return fast.frame_outputs(frame)
+    return schema.kind.outputs(model, frame[schema.features])
+
+
+def category_codes(values: pd.Series) -> tuple[np.ndarray, list[Any]]:
+    """Each row's index into the column's distinct values (-1: missing), and those values.
+
+    Values that compare equal but read differently as categories (True and 1 in one column
+    of Python objects) are told apart by their category text first."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy(), list(values.cat.categories)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    if values.dtype == object and any(isinstance(u, bool | np.bool_) for u in uniques):
+        text = values.map(category_text, na_action="ignore")
+        codes, uniques = pd.factorize(text, use_na_sentinel=True)
+    return codes, list(uniques)
 
 
 def unknown_categories(schema: Schema, rows: Sequence[dict[str, Any]]) -> dict[str, int]:

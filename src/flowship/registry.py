@@ -339,9 +339,11 @@ def check_challenger(champion: Run, challenger: Run) -> None:
             f"{challenger.pathspec} is the champion itself; name another run as the challenger "
             "(CHALLENGER=latest takes the newest passed run that is not the champion)"
         )
+    from flowship.gate import releasable
+
     theirs = model_artifacts(challenger)
     verdict = getattr(theirs, "verdict", None)
-    if verdict is None or not verdict.passed:
+    if not releasable(verdict):
         raise RegistryError(
             f"{challenger.pathspec} did not pass its gate "
             f"({verdict.decision if verdict else 'no verdict'}): a challenger must pass the "

@@ -9,7 +9,11 @@ from typing import Any
 from flowship.config import DEFAULT_CONFIG_PATH
 
 FLOWS_DIR = Path(__file__).resolve().parents[2] / "flows"
-FLOW_FILES = {"TrainFlow": "train_flow.py", "MonitorFlow": "monitor_flow.py"}
+FLOW_FILES = {
+    "TrainFlow": "train_flow.py",
+    "MonitorFlow": "monitor_flow.py",
+    "ScoreFlow": "score_flow.py",
+}
 
 
 def flow_path(flow: str) -> Path:
@@ -40,8 +44,9 @@ def project_config() -> Any:
 
 
 def step_resources(kind: str) -> Any:
-    """`@resources` sized by `[scale] <kind>` (`data_steps` or `candidate_steps`) of the flow's
-    `config`, read when the flow is defined. Kubernetes / Argo use it; local runs ignore it."""
+    """`@resources` sized by `[scale] <kind>` (`data_steps`, `candidate_steps`, `score_steps`)
+    of the flow's `config`, read when the flow is defined. Kubernetes / Argo use it; local runs
+    ignore it."""
     from metaflow import config_expr, resources  # type: ignore[attr-defined]  # added at import
 
     return resources(

@@ -95,6 +95,10 @@ def test_worse_challenger_is_blocked(datastore: Path, tmp_path: Path) -> None:
     assert any(c.name == "roc_auc vs champion" for c in verdict.checks)
     assert "gate:blocked" in result.run.tags
     assert champion() == before
+    from flowship.score import resolve_model  # a blocked model scores no batch either
+
+    with pytest.raises(RegistryError, match=r"did not pass its gate \(block\): score with"):
+        resolve_model(result.run.pathspec, "churn", branch_name())
 
 
 def test_corrupted_feature_is_blocked_naming_column_and_limit(datastore: Path, tmp_path: Path):

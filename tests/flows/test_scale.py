@@ -172,20 +172,24 @@ def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, A
         scale={
             "data_steps": {"cpu": 3, "memory_mb": 12000},
             "candidate_steps": {"cpu": 6, "memory_mb": 30000},
+            "score_steps": {"cpu": 2, "memory_mb": 6000},
             "train_schedule": "15 2 * * 0",
             "monitor_schedule": "0 */6 * * *",
+            "score_schedule": "30 1 * * *",
         },
+        score={"input": "s3://data/customers/*.parquet", "output": "s3://data/scores/{date}"},
     )
     cfg = write_config(root / "project.toml", config)
     done = _argo(root, cfg, "--production", "--out", str(root / "argo"))
     assert "local S3 stand-in" in done.stderr
     assert sorted(p.name for p in (root / "argo").iterdir()) == [
         "monitorflow.json",
+        "scoreflow.json",
         "trainflow.json",
     ]
     return {
         name: json.loads((root / "argo" / f"{name.lower()}.json").read_text())
-        for name in ("TrainFlow", "MonitorFlow")
+        for name in ("TrainFlow", "MonitorFlow", "ScoreFlow")
     }
 
 
@@ -251,6 +255,26 @@ def test_argo_monitor_template(templates: dict[str, dict[str, Any]]) -> None:
     env = {e["name"]: e.get("value") for e in steps["end"]["container"]["env"]}
     assert env["METAFLOW_ARGO_EVENTS_WEBHOOK_URL"].endswith(":12000/metaflow-event")
     assert env["ARGO_WORKFLOW_TEMPLATE"] == "fraud.prod.monitorflow"  # safe_publish is live
+
+
+def test_argo_score_template(templates: dict[str, dict[str, Any]]) -> None:
+    """ScoreFlow: one pod per shard (a foreach) sized by [scale] score_steps, the nightly
+    schedule; --input and --output default to [score] input and output (in the code package's
+    config), so a scheduled run needs no parameters."""
+    template = templates["ScoreFlow"]
+    assert template["metadata"]["name"] == "fraud.prod.scoreflow"
+    steps = _steps(template)
+    assert set(steps) == {"start", "plan", "score", "join", "end"}
+    assert _requests(steps["score"]) == (2.0, "6000.0M")
+    dag = next(t for t in template["spec"]["templates"] if t["name"] == "ScoreFlow")["dag"]
+    foreach = next(t for t in dag["tasks"] if t["name"] == "plan-foreach-shards")
+    assert "withParam" in foreach
+    annotations = template["metadata"]["annotations"]
+    assert json.loads(annotations["metaflow/cron"])["schedule"] == "30 1 * * *"
+    graph = json.loads(annotations["metaflow/dag"])["graph_structure"]
+    assert graph == ["start", "plan", [["score"]], "join", "end"]
+    parameters = {p["name"]: p["value"] for p in template["spec"]["arguments"]["parameters"]}
+    assert parameters["input"] == parameters["output"] == '""'
 
 
 def test_argo_without_a_schedule(tmp_path: Path) -> None:

@@ -114,3 +114,28 @@ def test_importance_chart_without_std() -> None:
     """Importances without a `std` column cannot be charted."""
     with pytest.raises(AttributeError, match="std"):
         importance_chart(_importances(["age"]).drop(columns=["std"]), "roc_auc")
+
+
+def test_score_card_shows_counts_distribution_and_refusals() -> None:
+    """The scoring card: rows, shards, throughput, missing and unseen shares, the predicted
+    classes, a histogram of the scores, and why rows were refused."""
+    from flowship.cards import score_card
+    from flowship.score import ScoreSummary
+
+    summary = ScoreSummary(
+        source="data/*.parquet", output="/scores/today", model_run="TrainFlow/7",
+        model_version="TrainFlow/7", verdict="abc", scoring_run="ScoreFlow/9", task="binary",
+        rows=1000, scored=998, rejected=2, shards=3, missing=100, unknown=10,
+        labels={"0": 700, "1": 298}, scores=[0.1, 0.2, 0.9], rejected_by_column={"age": 2},
+        examples=["row 3: age: 'old' is not a number"], seconds=4.0, shard_seconds=6.0,
+        fast_path=True, log_files=0, log_dir=None, resumed_from=None,
+    )  # fmt: skip
+    parts = score_card(summary)
+    text = "\n".join(str(p.render()) for p in parts)
+    assert "Scoring: **998** of 1,000 rows" in text and "3 shard(s)" in text
+    assert "250 rows/s" in text and "10.02%" in text and "1.00%" in text  # missing, unseen
+    assert "0.7014" in text  # the share of class 0 among scored rows
+    chart = next(p for p in parts if isinstance(p, VegaChart))
+    assert chart.render()["spec"]["encoding"]["x"]["title"] == "probability of the positive class"
+    assert "row 3: age: 'old' is not a number" in text
+    assert summary.lines()[1] == "4.0 s, 250 rows/s"

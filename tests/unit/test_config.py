@@ -221,8 +221,10 @@ def test_parse_config_returns_plain_mapping() -> None:
         "scale": {
             "data_steps": {"cpu": 4, "memory_mb": 16384},
             "candidate_steps": {"cpu": 2, "memory_mb": 8192},
+            "score_steps": {"cpu": 1, "memory_mb": 4096},
             "train_schedule": "0 3 * * 1",
             "monitor_schedule": "0 6 * * *",
+            "score_schedule": "",
             "retrain_event": "churn.retrain",
         },
     }
@@ -242,10 +244,14 @@ def test_scale_section_overrides_and_event_name_follow_the_project() -> None:
 
 def test_invalid_scale_is_refused_when_parsed() -> None:
     """Bad [scale] values fail at parse time, naming the keys and the fix."""
-    text = '[scale]\ndata_steps = { cpu = 0 }\nmonitor_schedule = "daily"\nretrain_event = "a b"\n'
+    text = (
+        '[scale]\ndata_steps = { cpu = 0 }\nmonitor_schedule = "daily"\nretrain_event = "a b"\n'
+        'score_schedule = "nightly"\n'
+    )
     with pytest.raises(ConfigError) as caught:
         parse_config(text)
     message = str(caught.value)
+    assert "'scale.score_schedule' is 'nightly': use a 5-field cron" in message
     assert "'scale.data_steps.cpu' Input should be greater than or equal to 1" in message
     assert "'scale.monitor_schedule' is 'daily': use a 5-field cron" in message
     assert "'scale.retrain_event' is 'a b'" in message
@@ -270,3 +276,17 @@ def test_fingerprint_is_stable_and_follows_the_settings() -> None:
     assert len(first) == 16
     assert load_settings(small_config()).fingerprint() == first
     assert load_settings(small_config(data={"split_seed": 2})).fingerprint() != first
+
+
+def test_score_section_defaults_and_limits() -> None:
+    """[score]: a million rows per shard, 1% refused rows at most, workers from the cores;
+    out-of-range values are refused naming the key."""
+    score = load_settings({}).score
+    assert (score.input, score.output, score.shard_rows) == ("", "", 1_000_000)
+    assert (score.max_reject_share, score.max_workers) == (0.01, None)
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"score": {"shard_rows": 0, "max_reject_share": 2, "shards": 3}})
+    message = str(caught.value)
+    assert "'score.shard_rows' Input should be greater than or equal to 1" in message
+    assert "'score.max_reject_share' Input should be less than or equal to 1" in message
+    assert "unknown key 'score.shards'; allowed keys here: input, output, shard_rows" in message

@@ -312,3 +312,15 @@ def test_decide_promotion_never_promotes_past_a_failed_critical_check(
         assert (verdict.promote, verdict.decision) == (False, "dry-run")
     failed = [r for r in verdict.reasons if " failed: " in r]
     assert len(failed) == sum(c.critical and c.status == "fail" for c in checks)
+
+
+def test_releasable_means_passed_or_overridden() -> None:
+    """A run may serve or score when its gate passed (also in a dry run) or an audited
+    override promoted it; a blocked run or none may not."""
+    from flowship.gate import releasable
+
+    assert releasable(_decide([ROWS, AUC]))
+    assert releasable(_decide([ROWS, AUC], mode="dry-run"))
+    assert releasable(_decide([ROWS, LOW_AUC], force=True, force_reason="hotfix", user="ana"))
+    assert not releasable(_decide([ROWS, LOW_AUC]))
+    assert not releasable(None)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from flowship.errors import DataValidationError
 from flowship.sample_data import generate_churn
-from flowship.sources import read_source
+from flowship.sources import describe_file, read_rows, read_source, source_files
 
 # read_source
 
@@ -130,3 +131,51 @@ def test_read_source_reads_gzip_whatever_its_name_and_latin_1(tmp_path: Path) ->
     assert len(read_source(str(tmp_path / "packed.csv"))) == 20
     (tmp_path / "latin.csv").write_bytes("city,y\nMünchen,1\nZürich,0\n".encode("latin-1"))
     assert read_source(str(tmp_path / "latin.csv"))["city"].tolist() == ["München", "Zürich"]
+
+
+# source_files, describe_file, read_rows (batch scoring reads files by row ranges)
+
+
+def test_describe_file_counts_rows_and_columns(tmp_path: Path) -> None:
+    """A Parquet file is described from its footer, a CSV file (gzip or not) by counting its
+    records, whatever a quoted field holds."""
+    import gzip
+
+    frame = generate_churn(37, seed=4)
+    frame.to_parquet(tmp_path / "a.parquet", index=False)
+    described = describe_file(str(tmp_path / "a.parquet"))
+    assert (described.rows, described.columns) == (37, list(frame.columns))
+    frame.loc[3, "region"] = "north,\nsouth"  # a record over two lines
+    with gzip.open(tmp_path / "b.csv", "wt") as handle:
+        frame.to_csv(handle, index=False)
+    assert describe_file(str(tmp_path / "b.csv")).rows == 37
+    assert source_files(str(tmp_path / "*")) == [
+        str(tmp_path / "a.parquet"),
+        str(tmp_path / "b.csv"),
+    ]
+    with pytest.raises(DataValidationError, match="does not exist"):
+        describe_file(str(tmp_path / "c.parquet"))
+    with pytest.raises(DataValidationError, match=r"unsupported file type 'c\.json'"):
+        describe_file(str(tmp_path / "c.json"))
+
+
+def test_read_rows_reads_a_row_range(tmp_path: Path) -> None:
+    """Rows start to stop of a file, only the wanted columns that exist: across Parquet row
+    groups, inside one large group, and of a CSV file."""
+    frame = generate_churn(100, seed=4)
+    frame.to_parquet(tmp_path / "groups.parquet", index=False, row_group_size=16)
+    frame.to_parquet(tmp_path / "one.parquet", index=False)
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    columns = ["customer_id", "age", "nope"]
+    for name in ("groups.parquet", "one.parquet", "rows.csv"):
+        for start, stop in ((0, 100), (10, 50), (31, 33), (99, 100)):
+            got = read_rows(str(tmp_path / name), columns, start, stop)
+            assert list(got.columns) == ["customer_id", "age"], name
+            assert got["customer_id"].tolist() == frame["customer_id"].iloc[start:stop].tolist()
+            np.testing.assert_array_equal(got["age"], frame["age"].iloc[start:stop])
+    regions = read_rows(str(tmp_path / "groups.parquet"), ["region"], 5, 40, ["region"])
+    assert isinstance(regions["region"].dtype, pd.CategoricalDtype)
+    assert regions["region"].astype(str).tolist() == frame["region"].iloc[5:40].tolist()
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(DataValidationError, match=r"could not read .*bad\.parquet"):
+        read_rows(str(tmp_path / "bad.parquet"), columns, 0, 1)

@@ -67,6 +67,15 @@ def _parser() -> argparse.ArgumentParser:
         "flow_args", nargs=argparse.REMAINDER, help="after --: MonitorFlow options"
     )
 
+    score = _scoped(
+        sub, "score", "run ScoreFlow: score a table with the champion (or --model)", c.cmd_score
+    )
+    score.add_argument("--input", help="CSV/Parquet file, glob or s3:// URL ([score] input)")
+    score.add_argument("--output", help="folder or s3:// prefix to write ([score] output)")
+    score.add_argument("--model", help="TrainFlow/<id> whose gate passed (default: champion)")
+    score.add_argument("--max-workers", type=int, help="shards at once ([score] max_workers)")
+    score.add_argument("flow_args", nargs=argparse.REMAINDER, help="after --: ScoreFlow options")
+
     card = _scoped(
         sub, "card", "write the newest successful run's card to an HTML file", c.cmd_card
     )
@@ -110,7 +119,10 @@ def _parser() -> argparse.ArgumentParser:
     argo = _scoped(sub, "argo", "compile the flows into Argo WorkflowTemplates (JSON)", c.cmd_argo)
     argo.add_argument("--out", default="build/argo", help="folder for <flow>.json")
     argo.add_argument(
-        "--flows", nargs="+", default=["TrainFlow", "MonitorFlow"], help="flows to compile"
+        "--flows",
+        nargs="+",
+        default=["TrainFlow", "MonitorFlow", "ScoreFlow"],
+        help="flows to compile",
     )
     argo.add_argument(
         "--local-s3", action="store_true", help="use the local S3 stand-in even if S3 is set"

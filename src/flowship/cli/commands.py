@@ -72,6 +72,21 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    scope = scope_of(args)
+    workers = args.max_workers or scope.settings.score.max_workers or os.cpu_count() or 1
+    flow_args = ["--max-workers", str(workers)]
+    for option, value in (
+        ("--input", args.input),
+        ("--output", args.output),
+        ("--model", args.model),
+    ):
+        if value:
+            flow_args += [option, value]
+    loop.run_flow("ScoreFlow", scope, [*flow_args, *_flow_args(args.flow_args)])
+    return 0
+
+
 def _flow_args(words: list[str]) -> list[str]:
     """Options passed through to the flow's `run` (after `--`)."""
     return words[1:] if words[:1] == ["--"] else list(words)
