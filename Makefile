@@ -69,14 +69,26 @@ $(STAMP): pyproject.toml constraints.txt
 ## Create .venv with the pinned dependencies (constraints.txt)
 install: $(STAMP)
 
+# `make demo` times its phases (install, train, cards, bento, serve ready, first answer, the
+# monitoring loop) in $(DEMO_PHASES); the loop prints them at the end. Its clock starts when
+# make reads this file, before the venv is installed.
+DEMO_PHASES := build/demo-phases.txt
+ifneq ($(filter demo,$(MAKECMDGOALS)),)
+DEMO_STARTED := $(shell date +%s.%N)
+endif
+
 ## The whole loop: train -> gate -> Bento -> serve -> traffic -> monitor -> drift -> retrain -> new Bento
 demo: $(STAMP)
+	@mkdir -p $(dir $(DEMO_PHASES)) && printf 'start %s\ninstall %s\n' $(DEMO_STARTED) "$$(date +%s.%N)" > $(DEMO_PHASES)
 	$(MAKE) --no-print-directory train
+	@echo "train $$(date +%s.%N)" >> $(DEMO_PHASES)
 	@echo; $(MAKE) --no-print-directory champion
 	@$(FLOWSHIP) card --config $(CONFIG) --step evaluate
 	@$(FLOWSHIP) card --config $(CONFIG) --step gate
+	@echo "cards $$(date +%s.%N)" >> $(DEMO_PHASES)
 	$(MAKE) --no-print-directory bento
-	$(FLOWSHIP) loop --config $(CONFIG) $(if $(URL),--url $(URL))
+	@echo "bento $$(date +%s.%N)" >> $(DEMO_PHASES)
+	$(FLOWSHIP) loop --config $(CONFIG) --phases $(DEMO_PHASES) $(if $(URL),--url $(URL))
 
 ## Run the whole test suite (unit, flows) in cores+1 processes (TEST_WORKERS=1: one process)
 test: $(STAMP)
@@ -186,11 +198,12 @@ card: $(STAMP)
 	$(FLOWSHIP) card --config $(CONFIG) $(SCOPE) --step evaluate
 	$(FLOWSHIP) card --config $(CONFIG) $(SCOPE) --step gate
 
+# The serving benchmark installs its peers (benchmarks/peers.txt) into build/peers/ (~1.9 GB, once).
 ## Run the speed and memory benchmarks (ratios against the named baselines; needs wrk on PATH)
 bench: $(STAMP)
 	@command -v wrk >/dev/null || { echo "make bench needs the wrk load generator: apt-get install wrk (Debian/Ubuntu) or brew install wrk"; exit 2; }
 	$(BIN)/python benchmarks/train.py
-	$(BIN)/python benchmarks/train.py --rows 5000000 --flow-only
+	$(BIN)/python benchmarks/train.py --rows 5000000 --flow-only --runs 1
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/serving.py --config config/delivery.toml
 	$(BIN)/python benchmarks/monitor.py

@@ -45,7 +45,7 @@ CANDIDATE_STEP = step_resources("candidate_steps")
     }
 )
 class TrainFlow(FlowSpec):
-    """Load → split → train every candidate in parallel → select → evaluate → gate → promote."""
+    """Load and split → train every candidate in parallel → select → evaluate → gate → promote."""
 
     config = project_config()
     dry_run = Parameter(
@@ -103,8 +103,9 @@ class TrainFlow(FlowSpec):
     @step
     def load(self):
         """Read the table, choose the task, check the table and the candidates against the
-        config, fingerprint it, check its quality."""
-        from flowship.data import load_training_data
+        config, fingerprint it, check its quality, and split it (seeded; stratified when
+        classifying) into the training part and the holdout."""
+        from flowship.data import load_training_data, split_dataset
         from flowship.lineage import lineage_tags
         from flowship.monitoring import labelled_production_rows
         from flowship.quality.release import check_training_data
@@ -123,33 +124,22 @@ class TrainFlow(FlowSpec):
             )
         self.feedback_rows = 0 if extra is None else len(extra)
         loaded = load_training_data(s.data, s.gate.max_missing_share, extra=extra)
-        self.data, self.schema, self.data_fingerprint = (
-            loaded.frame,
-            loaded.schema,
-            loaded.fingerprint,
-        )
+        self.schema, self.data_fingerprint = loaded.schema, loaded.fingerprint
         self.dropped_rows = loaded.dropped_rows
         self.candidates = plan_candidates(s, self.schema.task)
         self.settings = s.for_task(self.schema.task)
-        self.data_quality = check_training_data(self.data, self.schema, self.settings.gate)
-        record_tags(self.run_pathspec, lineage_tags(self.lineage, self.data_fingerprint))
-        self.next(self.split)
-
-    @DATA_STEP
-    @step
-    def split(self):
-        """Seeded split into training part and holdout (stratified when classifying)."""
-        from flowship.data import split_dataset
-
+        self.data_quality = check_training_data(loaded.frame, self.schema, self.settings.gate)
+        # Only the two parts are stored: the whole table again would double what every later
+        # step's artifacts hold (1M rows: ~1.5 s to store, and a task of its own to split it).
         data = self.settings.data
         self.train_data, self.holdout = split_dataset(
-            self.data,
+            loaded.frame,
             self.schema,
             data.test_size,
             data.split_seed,
             self.settings.training.validation_size,
         )
-        self.data = None  # the load step keeps the full table; later steps carry the two parts
+        record_tags(self.run_pathspec, lineage_tags(self.lineage, self.data_fingerprint))
         self.next(self.train, foreach="candidates")
 
     @CANDIDATE_STEP

@@ -25,14 +25,15 @@ def project_config() -> Any:
     """The flow's `config`: the project's TOML, parsed and completed by `flowship.config`.
 
     Every process that defines the flow calls this (the runtime, each task, the card
-    renderer), so it is also where Metaflow's local card folder is fixed to follow the
-    datastore (`flowship.metaflow_patches`).
+    renderer), so it is also where Metaflow's cards are fixed (`flowship.metaflow_patches`):
+    local cards follow the datastore, and a finished task renders each card once.
     """
     from metaflow import Config
 
-    from flowship.metaflow_patches import patch_card_root
+    from flowship.metaflow_patches import patch_card_root, patch_final_card_refresh
 
     patch_card_root()
+    patch_final_card_refresh()
 
     return Config(
         "config",

@@ -215,14 +215,14 @@ def test_argo_train_template(templates: dict[str, dict[str, Any]]) -> None:
     assert template["metadata"]["name"] == "fraud.prod.trainflow"
     steps = _steps(template)
     assert set(steps) == {
-        "start", "load", "split", "train", "select", "evaluate", "gate", "promote", "end"
+        "start", "load", "train", "select", "evaluate", "gate", "promote", "end"
     }  # fmt: skip
-    for name in ("load", "split", "select", "evaluate", "gate"):
+    for name in ("load", "select", "evaluate", "gate"):
         assert _requests(steps[name]) == (3.0, "12000.0M"), name
     assert _requests(steps["train"]) == (6.0, "30000.0M")
     assert _requests(steps["start"])[0] < 3  # light steps keep Metaflow's defaults
     dag = next(t for t in template["spec"]["templates"] if t["name"] == "TrainFlow")["dag"]
-    foreach = next(t for t in dag["tasks"] if t["name"] == "split-foreach-candidates")
+    foreach = next(t for t in dag["tasks"] if t["name"] == "load-foreach-candidates")
     assert "withParam" in foreach  # one train task per candidate, in parallel
     inner = next(t for t in template["spec"]["templates"] if t["name"] == foreach["template"])
     assert [t["template"] for t in inner["dag"]["tasks"]] == ["train"]
@@ -232,8 +232,8 @@ def test_argo_train_template(templates: dict[str, dict[str, Any]]) -> None:
         {"name": "fraud.retrain", "type": "event"}
     ]
     graph = json.loads(annotations["metaflow/dag"])["graph_structure"]
-    assert graph == ["start", "load", "split", [["train"]], "select", "evaluate", "gate",
-                     "promote", "end"]  # fmt: skip
+    assert graph == ["start", "load", [["train"]], "select", "evaluate", "gate", "promote",
+                     "end"]  # fmt: skip
     env = {e["name"]: e.get("value") for e in steps["train"]["container"]["env"]}
     assert env["METAFLOW_DEFAULT_DATASTORE"] == "s3"
     assert env["METAFLOW_DATASTORE_SYSROOT_S3"] == "s3://flowship/metaflow"

@@ -146,3 +146,28 @@ def test_the_serve_log_folder_honours_an_absolute_path(tmp_path: Path, monkeypat
     monkeypatch.chdir(tmp_path)
     assert log_folder("/var/log/flowship") == Path("/var/log/flowship")
     assert log_folder("logs/predictions") == tmp_path.resolve() / "logs" / "predictions"
+
+
+def test_the_demo_phases_add_up_to_the_time_to_first_prediction(tmp_path: Path) -> None:
+    """Each phase lasts from the previous mark; the time to the first served prediction runs
+    from the start to the first answer, against the 3-minute target."""
+    import time
+
+    from flowship.cli.loop import mark_phase, phase_report
+
+    path = tmp_path / "phases.txt"
+    mark_phase(path, "serve ready")
+    name, _, stamp = path.read_text().strip().rpartition(" ")
+    assert name == "serve ready" and abs(float(stamp) - time.time()) < 60
+    path.write_text(
+        "start 1000.0\ninstall 1060.5\ntrain 1100.5\nbento 1110.0\nserve ready 1114.0\n"
+        "first answer 1115.0\n"
+    )
+    report = phase_report(path)
+    assert report[:3] == ["  install            60.5 s", "  train              40.0 s",
+                          "  bento               9.5 s"]  # fmt: skip
+    assert report[-1].startswith("  time to the first served prediction: 115 s (meets")
+    path.write_text("start 0\nfirst answer 200\n")
+    assert "(MISSES the target of 3 minutes)" in phase_report(path)[-1]
+    path.write_text("install 5\n")
+    assert phase_report(path) == [f"no demo phases in {path} (run `make demo`)"]

@@ -153,6 +153,9 @@ def _parser() -> argparse.ArgumentParser:
         sub, "loop", "the demo's loop: serve, traffic, monitor, retrain, rebuild", c.cmd_loop
     )
     loop.add_argument("--url", help="where to serve (default: [serving] host and port)")
+    loop.add_argument(
+        "--phases", help="file of the demo's phase marks: note serving's, print them at the end"
+    )
 
     for name, help_text, func in (
         (

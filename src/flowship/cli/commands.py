@@ -336,7 +336,8 @@ def _monitor_verdict(args: argparse.Namespace, quiet: bool) -> int:
 def cmd_loop(args: argparse.Namespace) -> int:
     scope = scope_of(args)
     serving = scope.settings.serving
-    loop.demo_loop(scope, args.url or f"http://{serving.host}:{serving.port}")
+    phases = Path(args.phases) if args.phases else None
+    loop.demo_loop(scope, args.url or f"http://{serving.host}:{serving.port}", phases)
     return 0
 
 

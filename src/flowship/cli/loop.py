@@ -3,6 +3,8 @@ champion, send generated traffic, and the retrain policy (monitor â†’ retrain â†
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import re
 import subprocess
@@ -257,8 +259,61 @@ def monitor_and_retrain(scope: Scope, flow_args: Sequence[str] = (), retrain: bo
     return True
 
 
-def demo_loop(scope: Scope, url: str) -> None:
+def mark_phase(path: Path, name: str) -> None:
+    """Note that the demo's phase `name` ended now (`make demo` notes the ones before)."""
+    with path.open("a") as out:
+        out.write(f"{name} {time.time():.3f}\n")
+
+
+def phase_report(path: Path, target_s: float = 180.0) -> list[str]:
+    """The demo's phases from `path` (`<name> <epoch seconds>` lines, the first one `start`):
+    how long each took, and the time to the first served prediction against `target_s`."""
+    marks: list[tuple[str, float]] = []
+    for line in path.read_text().splitlines():
+        name, _, stamp = line.rpartition(" ")
+        with contextlib.suppress(ValueError):
+            marks.append((name, float(stamp)))
+    if len(marks) < 2 or marks[0][0] != "start":
+        return [f"no demo phases in {path} (run `make demo`)"]
+    lines = [
+        f"  {name:16}{stamp - before:>7.1f} s"
+        for (_, before), (name, stamp) in itertools.pairwise(marks)
+    ]
+    first = dict(marks).get("first answer")
+    if first is not None:
+        took = first - marks[0][1]
+        verdict = "meets" if took <= target_s else "MISSES"
+        lines.append(
+            f"  time to the first served prediction: {took:.0f} s ({verdict} the target of "
+            f"{target_s / 60:.0f} minutes)"
+        )
+    return lines
+
+
+def _first_prediction(url: str) -> None:
+    """One typical row to the service, its answer printed: the demo's first prediction.
+
+    Raises:
+        ServingError: the service did not answer 200.
+    """
+    import httpx
+
+    from flowship.auth import client_headers
+    from flowship.predict import probe_rows
+    from flowship.schema import Schema
+
+    with httpx.Client(base_url=url, timeout=30, headers=client_headers()) as client:
+        schema = Schema.model_validate(_metadata(client)["schema"])
+        answer = client.post("/predict", json={"rows": probe_rows(schema)[:1]})
+    if answer.status_code != 200:
+        raise ServingError(f"{url}/predict answered {answer.status_code}: {answer.text}")
+    print(f"first prediction: {json.dumps(answer.json()['predictions'][0])}")
+
+
+def demo_loop(scope: Scope, url: str, phases: Path | None = None) -> None:
     """The demo's monitoring loop: serve, send traffic, monitor, retrain, rebuild, re-serve.
+    With `phases` (`make demo`'s file of phase marks), it notes when the service was ready and
+    first answered, and prints how long each phase took at the end.
 
     Raises:
         ServingError: no Bento built yet, or it did not serve.
@@ -277,6 +332,11 @@ def demo_loop(scope: Scope, url: str) -> None:
     bento = TAG_FILE.read_text().strip()
     stage(f"serving {bento} on {url}")
     with served_bento(bento, host, port, env):
+        if phases:
+            mark_phase(phases, "serve ready")
+        _first_prediction(url)
+        if phases:
+            mark_phase(phases, "first answer")
         since = datetime.now(UTC).isoformat(timespec="seconds")
         stage("production traffic like the training data (baseline), with delayed labels")
         send_traffic(url, scope, "baseline", demo.loop_rows, demo.seed, demo.batch_rows)
@@ -293,6 +353,10 @@ def demo_loop(scope: Scope, url: str) -> None:
     champion = champion_pathspec(scope)
     smoke(scope, TAG_FILE.read_text().strip(), expect_run=champion)
     print("\nLook at: reports/gate_card.html, reports/monitor_card.html, and `make dashboard`.")
+    if phases:
+        mark_phase(phases, "monitoring loop")
+        stage("how long each phase took")
+        print("\n".join(phase_report(phases)))
 
 
 def smoke(
@@ -304,8 +368,6 @@ def smoke(
     Raises:
         ServingError: the answer failed, or `/metadata` names another run than `expect_run`.
     """
-    import contextlib
-
     import httpx
 
     from flowship.auth import client_headers
