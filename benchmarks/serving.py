@@ -23,7 +23,8 @@ JSON object (`peers`, `best_peer`, `flowship_rps`, `vs_best_peer`, `vs_noop`,
 
 Targets: flowship >= 1.5x the best peer's req/s with p99 <= 50 ms and >= 40% of the no-op
 limit; 1000-row requests >= 80% of raw in-process predict_proba rows/s; serve -> ready <= 5 s;
-the prediction log costs <= 10% of req/s.
+the prediction log costs <= 10% of req/s; the API-key check <= 5%; a shadow challenger keeps the
+champion's p99 within 1.5x. It also prints /explain's rows/s.
 
 Adding a server (a flowship variant with auth headers, a shadow Bento, another peer) is one
 more `Server` entry in `SERVERS`.
@@ -54,6 +55,8 @@ BIN = Path(sys.executable).parent
 SERVER_APPS = REPO / "benchmarks" / "servers"
 PEERS_FILE = REPO / "benchmarks" / "peers.txt"
 PEER_VENVS = REPO / "build" / "peers"
+SPEC_FILE = "flowship/bento_model.json"  # the Bento's own settings (flowship.bento.SPEC_FILE)
+EXPLAIN_ROWS = 10  # rows per /explain request
 # The pickled pipeline's own libraries: every peer gets the project venv's versions of these.
 MODEL_LIBRARIES = ("scikit-learn", "numpy", "pandas", "scipy", "joblib", "threadpoolctl")
 ONE_ROW_CONNECTIONS, BIG_ROWS, BIG_CONNECTIONS = 32, 1000, 4
@@ -81,6 +84,7 @@ class Setup:
     bento_tag: str
     requirements: list[str]  # MODEL_LIBRARIES (and a plug-in estimator's) pinned
     api_key: str  # flowship's Bento refuses requests without a key ([serving] auth = "keys")
+    challenger_tag: str = ""  # the Bento with a challenger (built when a server needs it)
     venvs: dict[str, Path] = field(default_factory=dict)  # installed peers
     noop_answers: Path | None = None
 
@@ -228,12 +232,28 @@ def _uvicorn(app: str, extra_env: Callable[[Setup], Mapping[str, str]]) -> Calla
     return launch
 
 
-def _bento(env: Mapping[str, str] | None = None) -> Callable[[Setup, int], Launch]:
-    """flowship's Bento (`bentoml serve <tag>`), `[serving]` settings as built, `env` added."""
+def _bento(
+    env: Mapping[str, str] | None = None,
+    serving: Mapping[str, Any] | None = None,
+    challenger: bool = False,
+) -> Callable[[Setup, int], Launch]:
+    """flowship's Bento (`bentoml serve <tag>`; with `challenger`, the Bento built with a
+    challenger beside the champion), `[serving]` settings as built but for `serving`, `env`
+    added."""
 
     def launch(setup: Setup, port: int) -> Launch:
-        cmd = [str(BIN / "bentoml"), "serve", setup.bento_tag, "--host", "127.0.0.1"]
-        return Launch([*cmd, "--port", str(port)], env=dict(env or {}))
+        tag = setup.challenger_tag if challenger else setup.bento_tag
+        variables = dict(env or {})
+        if serving:  # the Bento's own spec with these settings, read from a file of ours
+            name, version = tag.split(":")
+            home = Path(setup.env["BENTOML_HOME"])
+            spec = json.loads((home / "bentos" / name / version / "src" / SPEC_FILE).read_text())
+            spec["serving"] = {**spec["serving"], **serving}
+            path = setup.tmp / f"spec-{abs(hash(json.dumps(serving, sort_keys=True)))}.json"
+            path.write_text(json.dumps(spec))
+            variables["FLOWSHIP_BENTO_SPEC"] = str(path)
+        cmd = [str(BIN / "bentoml"), "serve", tag, "--host", "127.0.0.1"]
+        return Launch([*cmd, "--port", str(port)], env=variables)
 
     return launch
 
@@ -419,6 +439,27 @@ SERVERS: list[Server] = [
         kind="flowship",
         configured="the same with FLOWSHIP_LOG_PREDICTIONS=0, to price the prediction log",
         launch=_bento({"FLOWSHIP_LOG_PREDICTIONS": "0"}),
+        path="/predict",
+        body=records_body,
+        outputs=flowship_outputs,
+        headers=bearer,
+    ),
+    Server(
+        name="flowship Bento, auth off",
+        kind="flowship",
+        configured='the same with [serving] auth = "none", to price the API-key check',
+        launch=_bento(serving={"auth": "none"}),
+        path="/predict",
+        body=records_body,
+        outputs=flowship_outputs,
+    ),
+    Server(
+        name="flowship Bento, shadow",
+        kind="flowship",
+        configured="the Bento of `make bento CHALLENGER=latest` (a second run of the same config "
+        "as the challenger), shadow mode: the champion answers, the challenger scores every row "
+        "off the response path",
+        launch=_bento(challenger=True),
         path="/predict",
         body=records_body,
         outputs=flowship_outputs,
@@ -694,19 +735,24 @@ def measure(
 # ---------------------------------------------------------------------------------------------
 
 
-def _train_and_build(config: str, env: dict[str, str]) -> str:
+def _train_and_build(
+    config: str,
+    env: dict[str, str],
+    flow_args: tuple[str, ...] = (),
+    bento_args: tuple[str, ...] = (),
+) -> str:
     """TrainFlow on `config` in the temporary datastore, then its Bento; the Bento tag."""
     print(f"training {config} with TrainFlow (about a minute)...", flush=True)
     flow = [sys.executable, str(REPO / "flows/train_flow.py"), "--no-pylint", "--quiet"]
     subprocess.run(
-        [*flow, "--config", "config", config, "run"],
+        [*flow, "--config", "config", config, "run", *flow_args],
         cwd=REPO,
         env=env,
         check=True,
         stdout=subprocess.DEVNULL,
     )
     built = subprocess.run(
-        [sys.executable, "-m", "flowship", "bento", "--config", config],
+        [sys.executable, "-m", "flowship", "bento", "--config", config, *bento_args],
         cwd=REPO,
         env=env,
         check=True,
@@ -714,6 +760,39 @@ def _train_and_build(config: str, env: dict[str, str]) -> str:
         text=True,
     )
     return built.stdout.strip().splitlines()[-1]
+
+
+def _explain_rate(setup: Setup, frame: Any, seconds: int) -> dict[str, float]:
+    """/explain of flowship's Bento: rows/s with one client, and with two, sending
+    EXPLAIN_ROWS-row requests, after a first call (which builds the explainer)."""
+    from flowship.processes import free_port
+
+    port = free_port()
+    launch = _bento()(setup, port)
+    log = setup.tmp / "explain.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(launch.cmd, env={**setup.env, **launch.env}, stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}/explain"
+    body = records_body(setup, frame.iloc[:EXPLAIN_ROWS])
+    try:
+        started = time.monotonic()
+        while True:
+            with contextlib.suppress(Exception):
+                _post(url, body, bearer(setup))
+                break
+            if proc.poll() is not None or time.monotonic() - started > 120:
+                raise RuntimeError(f"/explain never answered: {_tail(log)}")
+            time.sleep(0.2)
+        one = _wrk(url, body, bearer(setup), seconds, 1, setup.tmp)
+        two = _wrk(url, body, bearer(setup), seconds, 2, setup.tmp)
+    finally:
+        _stop_tree(proc)
+    return {
+        "rows_s_1": one["rps"] * EXPLAIN_ROWS,
+        "rows_s_2": two["rps"] * EXPLAIN_ROWS,
+        "p50_ms": one["p50"],
+        "errors": one["errors"] + two["errors"],
+    }
 
 
 def _check_rows(holdout: Any) -> Any:
@@ -757,6 +836,7 @@ def _report(
     raw: tuple[float, float],
     args: argparse.Namespace,
     task: str,
+    explain: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Print the table and the targets; return the summary JSON."""
     measured = {n: r for n, r in results.items() if "rps" in r}
@@ -821,6 +901,23 @@ def _report(
         cost = 1 - ours["rps"] / unlogged["rps"]
         target("prediction log cost", f"{cost:.0%}", cost <= 0.10, "<= 10% of req/s")
         summary["log_cost"] = round(cost, 3)
+    open_bento = measured.get("flowship Bento, auth off")
+    if open_bento and ours_name == "flowship Bento":
+        cost = 1 - ours["rps"] / open_bento["rps"]
+        target("API-key check cost", f"{cost:.0%}", cost <= 0.05, "<= 5% of req/s")
+        summary["auth_cost"] = round(cost, 3)
+    shadow = measured.get("flowship Bento, shadow")
+    if shadow and ours_name == "flowship Bento":
+        ratio = shadow["p99"] / ours["p99"]
+        target("p99 with a shadow challenger", f"{ratio:.2f}x", ratio <= 1.5, "<= 1.5x without")
+        summary["shadow_p99_ratio"] = round(ratio, 3)
+    if explain:
+        print(
+            f"{'/explain rows/s (1 / 2 clients)':36}{explain['rows_s_1']:>10,.0f} / "
+            f"{explain['rows_s_2']:,.0f}   ({EXPLAIN_ROWS}-row requests, p50 "
+            f"{explain['p50_ms']:.0f} ms, {explain['errors']:.0f} errors)"
+        )
+        summary["explain_rows_s"] = round(explain["rows_s_2"], 1)
     summary.update(
         flowship_rps=round(ours["rps"], 1),
         flowship_p99_ms=round(ours["p99"], 2),
@@ -883,6 +980,11 @@ def main() -> None:
             api_key=api_key,
         )
         joblib.dump(setup.model, setup.model_file)
+        if any(s.name == "flowship Bento, shadow" for s in servers):
+            print("a challenger for the shadow Bento: the same config as a dry run...", flush=True)
+            setup.challenger_tag = _train_and_build(
+                args.config, env, ("--dry-run", "True"), ("--challenger", "latest")
+            )
         holdout = data.holdout
         bodies: dict[Any, Any] = {
             "check": _check_rows(holdout[setup.schema.features]),
@@ -916,7 +1018,13 @@ def main() -> None:
             results[server.name] = measure(server, setup, args, bodies)
             if "skipped" in results[server.name]:
                 print(f"  not measured: {results[server.name]['skipped']}", flush=True)
-        summary = _report({s.name: results[s.name] for s in servers}, raw, args, data.schema.task)
+        explain = None
+        if any(s.name == "flowship Bento" for s in servers):
+            print("flowship /explain...", flush=True)
+            explain = _explain_rate(setup, holdout, max(5, args.duration // 2))
+        summary = _report(
+            {s.name: results[s.name] for s in servers}, raw, args, data.schema.task, explain
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(summary))

@@ -6,6 +6,7 @@ import base64
 import copy
 import os
 import re
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,8 @@ def run_flow(
     """Run a flow with `config` in a datastore under `root` (cwd = sysroot)."""
     from metaflow import Runner
 
-    cfg = write_config(root / f"config-{len(list(root.glob('config-*')))}.toml", config)
+    # a name of its own: flows may be started from several threads at once
+    cfg = write_config(root / f"config-{uuid.uuid4().hex[:12]}.toml", config)
     env = {"METAFLOW_DATASTORE_SYSROOT_LOCAL": str(root), "USERNAME": os.environ["USERNAME"]}
     runner = Runner(
         str(flow),

@@ -32,13 +32,15 @@ def export_model(run: Run, model_name: str, explain_rows: int = 50) -> tuple[str
     data fingerprint, verdict id, holdout metrics, the contract, the input schema, the class
     labels, and the distribution that provides the estimator when it is not scikit-learn's
     (`requirements`: the Bento installs it). `explain_rows` training rows go with it (custom
-    object `explain_background`): `/explain` measures contributions against them.
+    object `explain_background`, a list of records): `/explain` measures contributions
+    against them.
 
     Raises:
         RegistryError: the run never passed its gate.
     """
     import bentoml
 
+    from flowship.evaluate import records_of
     from flowship.explain import background_sample
 
     data = model_artifacts(run)
@@ -76,7 +78,9 @@ def export_model(run: Run, model_name: str, explain_rows: int = 50) -> tuple[str
     if background is None or len(background) < explain_rows:
         seed = data.settings.training.seed
         background = background_sample(data.train_data, data.schema, explain_rows, seed)
-    background = background.head(explain_rows)
+    # as plain records: a frame would pickle pandas' Arrow-backed strings, and the Bento has
+    # no pyarrow to read them back
+    background = records_of(background.head(explain_rows), data.schema)
     model = bentoml.sklearn.save_model(
         model_name,
         data.model,

@@ -374,7 +374,7 @@ class Flowship:
                 from flowship.explain import RowExplainer
                 from flowship.predict import frame_of
 
-                background = self.model_ref.custom_objects["explain_background"]
+                background = frame_of(self.model_ref.custom_objects["explain_background"], SCHEMA)
                 explainer = RowExplainer(self.model, SCHEMA, background, SERVING.explain_max_evals)
                 started = time.perf_counter()
                 explainer.explain(frame_of(probe_rows(SCHEMA)[:1], SCHEMA))

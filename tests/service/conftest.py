@@ -1,13 +1,15 @@
 """Trained runs, their Bentos and served instances for the HTTP tests.
 
 The runs are trained once per test session, whichever test process asks first (the others
-wait for it and read the same datastore): the champion of SMALL_CONFIG; a challenger trained on
-concept-shifted data with a big, slow random forest, as a dry run so the champion stays; and
-the same forest with `[gate] latency_blocks` and a limit it cannot meet, which the gate blocks.
+wait for it and read the same datastore): the champion of SMALL_CONFIG; and its rivals, both
+dry runs so the champion stays, trained at once: a challenger trained on concept-shifted data
+with a random forest (slow next to the champion), and the same forest with `[gate]
+latency_blocks` and a limit it cannot meet, which the gate blocks.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 from collections.abc import Iterator
@@ -25,9 +27,9 @@ from tests.helpers import REPO, TRAIN_FLOW, free_port, run_flow, small_config
 SLOW_FOREST = {
     "name": "forest",
     "estimator": "random_forest",
-    "params": {"n_estimators": [250], "min_samples_leaf": [2]},
+    "params": {"n_estimators": [120], "min_samples_leaf": [2]},
 }
-SHIFTED = {"source": "sample:churn?rows=1000&seed=5&scenario=concept_shift"}
+SHIFTED = {"source": "sample:churn?rows=900&seed=5&scenario=concept_shift"}
 
 
 @dataclass
@@ -48,51 +50,69 @@ class Runs:
     blocked: str
 
 
-def _train_runs(root: Path) -> Runs:
-    (root / ".metaflow").mkdir(parents=True, exist_ok=True)
-    first = run_flow(root, TRAIN_FLOW, small_config())
-    assert first.status == "successful", first.stdout + first.stderr
-    assert first.run.data.verdict.decision == "promote"
-    forest = {"candidates": [SLOW_FOREST]}
-    challenger = run_flow(
-        root, TRAIN_FLOW, small_config(data=SHIFTED, training=forest), dry_run=True
-    )
-    assert challenger.status == "successful", challenger.stdout + challenger.stderr
-    assert challenger.run.data.verdict.passed, challenger.run.data.verdict.reasons
-    slow = small_config(
-        data=SHIFTED, training=forest, gate={"latency_blocks": True, "max_latency_ms": 0.5}
-    )
-    blocked = run_flow(root, TRAIN_FLOW, slow, dry_run=True)
-    assert blocked.status == "successful", blocked.stdout + blocked.stderr
-    return Runs(root, first.run.pathspec, challenger.run.pathspec, blocked.run.pathspec)
-
-
-@pytest.fixture(scope="session")
-def runs(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Runs:
-    """The three runs, trained by the first test process that needs them."""
+def _shared(tmp_path_factory: pytest.TempPathFactory, worker_id: str, name: str, train) -> dict:
+    """What `train(root)` returns (JSON), made once per test session by the first test process
+    that asks, in one datastore all of them read."""
     from metaflow import metadata
 
     base = tmp_path_factory.getbasetemp()
     shared = base if worker_id == "master" else base.parent  # one folder per session
-    marker = shared / "service-runs.json"
-    with FileLock(str(shared / "service-runs.lock")):
-        if marker.is_file():
-            found = json.loads(marker.read_text())
-            trained = Runs(
-                Path(found["root"]), found["champion"], found["challenger"], found["blocked"]
+    root = shared / "service-runs"
+    (root / ".metaflow").mkdir(parents=True, exist_ok=True)
+    marker = shared / f"service-{name}.json"
+    with FileLock(str(shared / f"service-{name}.lock")):
+        if not marker.is_file():
+            marker.write_text(json.dumps(train(root)))
+    metadata(f"local@{root}")
+    return {**json.loads(marker.read_text()), "root": str(root)}
+
+
+def _train_champion(root: Path) -> dict[str, str]:
+    first = run_flow(root, TRAIN_FLOW, small_config())
+    assert first.status == "successful", first.stdout + first.stderr
+    assert first.run.data.verdict.decision == "promote"
+    return {"champion": first.run.pathspec}
+
+
+def _train_rivals(root: Path) -> dict[str, str]:
+    """Both at once (as dry runs, neither becomes the champion): the slow forest that passes
+    its gate, and the same forest with a latency limit it cannot meet."""
+    forest = {"candidates": [SLOW_FOREST]}
+    passing = small_config(data=SHIFTED, training=forest)
+    blocking = small_config(
+        data=SHIFTED, training=forest, gate={"latency_blocks": True, "max_latency_ms": 0.5}
+    )
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        done = list(
+            pool.map(
+                lambda config: run_flow(root, TRAIN_FLOW, config, dry_run=True), [passing, blocking]
             )
-        else:
-            trained = _train_runs(shared / "service-runs")
-            marker.write_text(json.dumps({**trained.__dict__, "root": str(trained.root)}))
-    metadata(f"local@{trained.root}")
-    return trained
+        )
+    for result in done:
+        assert result.status == "successful", result.stdout + result.stderr
+    challenger, blocked = done
+    assert challenger.run.data.verdict.passed, challenger.run.data.verdict.reasons
+    return {"challenger": challenger.run.pathspec, "blocked": blocked.run.pathspec}
 
 
 @pytest.fixture(scope="session")
-def champion_run(runs: Runs) -> Any:
+def champion_pathspec(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> str:
+    return _shared(tmp_path_factory, worker_id, "champion", _train_champion)["champion"]
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory: pytest.TempPathFactory, worker_id: str, champion_pathspec: str) -> Runs:
+    """The champion and its two rivals (the rivals may be trained while another test process
+    trains the champion)."""
+    rivals = _shared(tmp_path_factory, worker_id, "rivals", _train_rivals)
+    return Runs(Path(rivals["root"]), champion_pathspec, rivals["challenger"], rivals["blocked"])
+
+
+@pytest.fixture(scope="session")
+def champion_run(champion_pathspec: str) -> Any:
     from flowship.runs import get_run
 
-    return get_run(runs.champion)
+    return get_run(champion_pathspec)
 
 
 @pytest.fixture(scope="session")
@@ -107,17 +127,22 @@ def _spec(model: tuple[str, dict[str, Any]], serving: ServingSettings, challenge
 
 
 @pytest.fixture(scope="session")
-def exported(champion_run: Any, challenger_run: Any) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Both models in this process's BentoML store."""
-    return {
-        "champion": export_model(champion_run, "churn"),
-        "challenger": export_model(challenger_run, "churn"),
-    }
+def exported_champion(champion_run: Any) -> tuple[str, dict[str, Any]]:
+    """The champion in this process's BentoML store."""
+    return export_model(champion_run, "churn")
 
 
 @pytest.fixture(scope="session")
-def spec_file(exported, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    spec = _spec(exported["champion"], ServingSettings(max_rows=50, explain_max_rows=20))
+def exported(
+    exported_champion: tuple[str, dict[str, Any]], challenger_run: Any
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Both models in this process's BentoML store."""
+    return {"champion": exported_champion, "challenger": export_model(challenger_run, "churn")}
+
+
+@pytest.fixture(scope="session")
+def spec_file(exported_champion, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    spec = _spec(exported_champion, ServingSettings(max_rows=50, explain_max_rows=20))
     path = tmp_path_factory.mktemp("spec") / "bento_model.json"
     path.write_text(json.dumps(spec))
     return path

@@ -162,6 +162,12 @@ def test_explanations_add_up_to_the_served_probability(served) -> None:
         )
         assert e["output"] == pytest.approx(p["probabilities"][str(schema.positive)], abs=1e-9)
         assert e["class"] == schema.positive
+    # the background rows travel as plain records: a pickled frame would need pyarrow (pandas'
+    # strings) to load, which the Bento does not install
+    import bentoml
+
+    stored = Path(bentoml.models.get(served.tag).path) / "custom_objects.pkl"
+    assert stored.is_file() and b"pyarrow" not in stored.read_bytes()
     too_many = {"rows": records(served.run, 21)}
     refused = httpx.post(f"{served.url}/explain", json=too_many, headers=AUTH)
     assert refused.status_code == 400 and "rows" in refused.text
