@@ -562,7 +562,17 @@ def _wrk(
     lines = ['wrk.method = "POST"', 'wrk.headers["Content-Type"] = "application/json"']
     lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
     script.write_text("\n".join([*lines, f"wrk.body = [==[{body}]==]", ""]))
-    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url]
+    threads = min(2, connections)  # wrk refuses more threads than connections
+    cmd = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
 
     def pct(p: str) -> float:
@@ -1021,7 +1031,10 @@ def main() -> None:
         explain = None
         if any(s.name == "flowship Bento" for s in servers):
             print("flowship /explain...", flush=True)
-            explain = _explain_rate(setup, holdout, max(5, args.duration // 2))
+            try:
+                explain = _explain_rate(setup, holdout, max(5, args.duration // 2))
+            except (RuntimeError, subprocess.CalledProcessError) as error:
+                print(f"  not measured: {error}", flush=True)
         summary = _report(
             {s.name: results[s.name] for s in servers}, raw, args, data.schema.task, explain
         )

@@ -1,8 +1,10 @@
 """A second model in the Bento: the challenger, in shadow or A/B mode.
 
 - shadow: the champion answers every request; the challenger scores the same rows off the
-  response path, on a thread of its own with a bounded queue: when it falls behind, rows are
-  dropped and counted, never queued without bound, and no answer waits for it.
+  response path, on a thread of its own with a bounded queue and a time budget (after each
+  batch it pauses, so it takes at most `time_share` of the worker's time): when it falls
+  behind, rows are dropped and counted, never queued without bound, and no answer waits for it
+  (nor, under full load, for more than that share of the CPU).
 - ab: a stable share of rows is answered by the challenger (`assigned_to_challenger`: a hash
   of the row's key column value, or of the request id); the champion still scores every row
   on the response path (the log keeps its predictions for the monitor), and the challenger
@@ -19,6 +21,7 @@ import hashlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +37,11 @@ def assigned_to_challenger(key: Any, share: float, salt: str) -> bool:
     answer for one `salt` (the challenger's model tag), and a `share` of keys does."""
     digest = hashlib.sha256(f"{salt}|{category_text(key)}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+def pause_after(busy: float, time_share: float) -> float:
+    """Seconds to rest after `busy` seconds of work so the work is `time_share` of the time."""
+    return busy * (1 - time_share) / time_share
 
 
 @dataclass
@@ -58,7 +66,8 @@ class ShadowScorer:
     """Scores queued requests with the challenger on its own thread, then hands each finished
     request to `done` (which logs it). `submit` never blocks: past `max_rows` waiting rows the
     request is handed to `done` at once, without the challenger's predictions, and its rows are
-    counted in `dropped_rows`.
+    counted in `dropped_rows`. After each batch the thread rests so that scoring takes at most
+    `time_share` of its time (1: no rest).
     """
 
     def __init__(
@@ -67,11 +76,14 @@ class ShadowScorer:
         done: Callable[[Shadowed], None],
         max_rows: int,
         batch_rows: int,
+        time_share: float = 1.0,
     ) -> None:
         self._predict = predict
         self._done = done
         self._max_rows = max_rows
         self._batch_rows = batch_rows
+        self._time_share = time_share
+        self._closing = threading.Event()
         self._queue: queue.SimpleQueue[Shadowed | None] = queue.SimpleQueue()
         self._waiting = 0  # rows queued, not yet taken by the thread
         self._lock = threading.Lock()
@@ -100,6 +112,7 @@ class ShadowScorer:
 
     def close(self, timeout: float = 5.0) -> None:
         """Finish what is queued (up to `timeout` seconds), then stop the thread."""
+        self._closing.set()
         self._queue.put(None)
         self._thread.join(timeout)
 
@@ -122,7 +135,9 @@ class ShadowScorer:
                 rows += len(item.missing)
             with self._lock:
                 self._waiting -= rows
+            started = time.perf_counter()
             self._score(batch)
+            self._closing.wait(pause_after(time.perf_counter() - started, self._time_share))
 
     def _score(self, batch: list[Shadowed]) -> None:
         wanted = [(item, i) for item in batch for i in item.missing]

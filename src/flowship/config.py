@@ -206,6 +206,9 @@ class ServingSettings(_Section):
     challenger_share: float = Field(default=0.1, gt=0.0, lt=1.0)
     challenger_key: str = ""  # A/B: the column whose value assigns a row ("": the id column)
     shadow_queue_rows: int = Field(default=20_000, ge=1)  # rows waiting for the challenger
+    # the share of a worker's time the challenger's thread may take: after each batch it
+    # pauses, so under full load rows are dropped (and counted) instead of slowing the champion
+    shadow_time_share: float = Field(default=0.25, gt=0.0, le=1.0)
     # POST /explain: SHAP contributions of each feature (see flowship.explain)
     explain: bool = True
     explain_max_rows: int = Field(default=100, ge=1)

@@ -214,6 +214,7 @@ class Flowship:
             self._write_shadowed,
             SERVING.shadow_queue_rows,
             SERVING.max_batch_rows,
+            SERVING.shadow_time_share,
         )
 
     def _predict_batch(self, jobs: list[Job]) -> list[tuple[Predictions, list[str] | None]]:

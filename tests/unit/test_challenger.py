@@ -8,6 +8,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
+
 from flowship.challenger import Shadowed, ShadowScorer, assigned_to_challenger
 from flowship.predict import Predictions
 
@@ -103,3 +105,34 @@ def test_a_request_with_nothing_left_to_score_is_logged_at_once() -> None:
     item.challenger[0], item.challenger_probabilities[0] = 1, [0.2, 0.8]
     assert scorer.submit(item) and done == [item]
     scorer.close()
+
+
+def test_the_challenger_rests_to_keep_to_its_share_of_the_time() -> None:
+    """With `time_share` 0.25 the thread rests three times as long as each batch took before
+    the next; `close` ends the rest at once and still scores what is queued."""
+    calls: list[tuple[float, float]] = []  # (start, end) of each challenger call
+
+    def predict(rows: Sequence[dict[str, Any]]) -> Predictions:
+        start = time.perf_counter()
+        time.sleep(0.05)
+        calls.append((start, time.perf_counter()))
+        return Predictions([1] * len(rows), [[0.1, 0.9]] * len(rows), ["0", "1"])
+
+    done: list[Shadowed] = []
+    scorer = ShadowScorer(predict, done.append, max_rows=100, batch_rows=1, time_share=0.25)
+    assert scorer.submit(_item("a", 1)) and scorer.submit(_item("b", 1))
+    while len(calls) < 2:
+        time.sleep(0.01)
+    (_, first_end), (second_start, _) = calls
+    assert second_start - first_end >= 3 * 0.05 * 0.95  # rested 3x the busy time
+    scorer.submit(_item("c", 1))
+    closing = time.perf_counter()
+    scorer.close()
+    assert time.perf_counter() - closing < 1.0 and len(done) == 3
+
+
+def test_pause_after_keeps_the_share() -> None:
+    from flowship.challenger import pause_after
+
+    assert pause_after(0.1, 0.25) == pytest.approx(0.3)
+    assert pause_after(0.1, 1.0) == 0.0
