@@ -9,13 +9,20 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
 from flowship.cards import render_reports
-from flowship.checks import CheckResult, QualityReport
+from flowship.checks import (
+    CHAMPION_OWN_HOLDOUT,
+    CheckResult,
+    QualityReport,
+    all_checks,
+)
 from flowship.config import GateSettings, load_settings
 from flowship.data import validate_dataset
 from flowship.evaluate import compute_metrics
+from flowship.gate import decide_promotion
 from flowship.quality.release import check_against_champion, check_training_data, release_checks
 from flowship.quality.reports import check_drift, check_model_quality
 from flowship.sample_data import generate_churn
@@ -437,6 +444,75 @@ def test_release_checks_sample_the_drift_check_and_say_so(churn: Prepared, model
     assert "percentage points" in drift.note
     assert [r.note for r in (reports[0], reports[3])] == ["", ""]
     assert f"<i>{html.escape(drift.note)}</i>" in render_reports([drift])
+
+
+@pytest.fixture(scope="module")
+def useless(churn: Prepared) -> Pipeline:
+    """A challenger learnt from shuffled labels: no better than chance on true labels."""
+    schema = churn.schema
+    labels = np.random.default_rng(1).permutation(label_array(churn.train[schema.target]))
+    return build_pipeline(LOGREG, schema, seed=0).fit(churn.train[schema.features], labels)
+
+
+@pytest.mark.filterwarnings("ignore:Precision is ill-defined")  # the useless challenger
+@pytest.mark.parametrize("poison", ["coin flips", "the challenger's ranking"])
+def test_release_checks_guard_a_feedback_retrain_on_the_champion_holdout(
+    churn: Prepared, model, useless, poison: str
+) -> None:
+    """A retrain with feedback is also compared on the champion's own holdout, which no
+    feedback label can poison. Poisoned labels in this run's holdout make a useless
+    challenger look as good as the champion: the guard check is critical and alone blocks
+    it. Labels that make the challenger clearly better here (a changed world): the guard only
+    warns. Without feedback the guard is not run, and the poisoned comparison promotes."""
+    schema = churn.schema
+    gate = churn.settings.gate.model_copy(update={"min_metrics": {}})  # the comparisons alone
+    champion = SimpleNamespace(
+        model=model,
+        schema=schema,
+        train_data=churn.train,
+        holdout=churn.holdout,
+        pathspec="TrainFlow/1",
+    )
+    poisoned = validate_dataset(generate_churn(1500, seed=31), schema)
+    if poison == "coin flips":
+        labels = np.random.default_rng(2).integers(0, 2, len(poisoned))
+    else:
+        scores = useless.predict_proba(poisoned[schema.features])[:, 1]
+        labels = (scores > np.median(scores)).astype(int)  # the challenger ranks them best
+    poisoned[schema.target] = labels
+    args = (useless, churn.train, poisoned, schema, gate, "roc_auc", champion)
+
+    reports = release_checks(*args, guard_with_champion_holdout=True)
+    here, there = reports[-2], reports[-1]
+    assert here.title == "Challenger vs champion on this holdout"
+    assert there.title == "Challenger vs champion on the champion's own holdout"
+    (guard,) = there.checks
+    assert (guard.id, guard.name) == (
+        CHAMPION_OWN_HOLDOUT,
+        "roc_auc vs champion on its own holdout",
+    )
+    own = churn.holdout[schema.target]
+    features = churn.holdout[schema.features]
+    assert there.summary["champion"] == pytest.approx(
+        roc_auc_score(own, model.predict_proba(features)[:, 1])
+    )
+    assert guard.value == pytest.approx(roc_auc_score(own, useless.predict_proba(features)[:, 1]))
+    assert guard.value < there.summary["champion"] - gate.max_regression
+    verdict = decide_promotion(all_checks(reports), champion="TrainFlow/1", challenger="T/2")
+    unguarded = release_checks(*args)
+    assert CHAMPION_OWN_HOLDOUT not in [c.id for c in all_checks(unguarded)]
+    if poison == "coin flips":
+        gap = here.summary["challenger"] - here.summary["champion"]
+        assert abs(gap) <= gate.max_regression  # the poisoned comparison passes
+        assert (guard.status, guard.critical, guard.blocking) == ("fail", True, True)
+        assert verdict.decision == "block"
+        assert [c.id for c in all_checks(reports) if c.blocking] == [CHAMPION_OWN_HOLDOUT]
+        again = decide_promotion(all_checks(unguarded), champion="TrainFlow/1", challenger="T/2")
+        assert again.decision == "promote"  # what the guard is for
+    else:
+        assert here.summary["challenger"] - here.summary["champion"] > gate.max_regression
+        assert (guard.status, guard.critical, guard.blocking) == ("warn", False, False)
+        assert verdict.decision == "promote"
 
 
 # render_reports
