@@ -19,13 +19,14 @@ from flowship.checks import (
     QualityReport,
     all_checks,
 )
-from flowship.config import GateSettings, load_settings
-from flowship.data import validate_dataset
+from flowship.config import DataSettings, GateSettings, MonitorSettings, load_settings
+from flowship.data import infer_schema, validate_dataset
 from flowship.evaluate import compute_metrics
 from flowship.gate import decide_promotion
+from flowship.quality.production import check_production
 from flowship.quality.release import check_against_champion, check_training_data, release_checks
 from flowship.quality.reports import check_drift, check_model_quality
-from flowship.sample_data import generate_churn
+from flowship.sample_data import generate_churn, generate_reviews
 from flowship.train import CandidateSpec, build_pipeline, label_array
 from tests.helpers import small_config
 from tests.unit.conftest import Prepared, prepare
@@ -187,6 +188,59 @@ def test_check_training_data_string_classes(contract: Prepared) -> None:
         )
     assert _only(report, "target classes [contract]").value == 3.0
     assert _failed(report) == []
+
+
+REVIEWS = DataSettings(
+    target="sentiment", numeric_features=["stars"], categorical_features=["category"],
+    text_features=["review"],
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(("empty", "missing", "fails"), [(2, 2, False), (6, 4, True)])
+def test_check_training_data_empty_text_share(empty: int, missing: int, fails: bool) -> None:
+    """'empty text share' counts empty and missing texts together against [gate]
+    max_missing_share (0.2): 10 of 40 fail it while the missing share alone (4 of 40) passes;
+    4 of 40 pass."""
+    frame = generate_reviews(40, seed=7)
+    frame["review"] = frame["review"].fillna("Fine.")
+    frame.loc[: empty - 1, "review"] = ""
+    frame.loc[empty : empty + missing - 1, "review"] = None
+    schema = infer_schema(frame, REVIEWS)
+    report = check_training_data(
+        validate_dataset(frame, schema), schema, GateSettings(min_rows=40, min_class_share=0.0)
+    )
+    check = _only(report, "empty text share [review (characters)]")
+    assert check.id == "data.text_empty"
+    assert check.value == pytest.approx((empty + missing) / 40)
+    assert (check.threshold, check.critical) == (0.2, True)
+    assert _only(report, "missing share [review]").value == pytest.approx(missing / 40)
+    assert _failed(report) == (["empty text share [review (characters)]"] if fails else [])
+
+
+def test_check_production_text_length_out_of_the_training_range() -> None:
+    """'text length out of training range' is the share of window texts shorter or longer
+    than any in training (empty ones included), against [monitor] max_out_of_range_share:
+    12 of 50 (6 empty, 6 too long) fail it."""
+    # One window only: the drift report that comes with it costs ~4 s per text column
+    # (Evidently's text drift), whatever the rows.
+    raw = generate_reviews(60, seed=8).dropna(subset=["review"]).head(50)
+    schema = infer_schema(raw, REVIEWS)
+    reference = validate_dataset(raw, schema).assign(prediction_score=np.linspace(0, 1, 50))
+    low, high = schema.text_lengths["review"]
+    assert low > 0
+    window = reference.copy()  # the training texts: every length in range
+    window.loc[:5, "review"] = ""
+    window.loc[6:11, "review"] = "x" * (high + 1)
+    monitor = MonitorSettings(max_out_of_range_share=0.05)
+    _, quality = check_production(window, reference, schema, monitor, "prediction_score")
+    (check,) = [c for c in quality.checks if c.id == "production.text_length"]
+    assert (check.name, check.column) == (
+        "text length out of training range",
+        "review (characters)",
+    )
+    assert check.value == pytest.approx(12 / 50)
+    assert (check.status, check.threshold, check.critical) == ("fail", 0.05, True)
+    assert quality.summary["alarms"] == ["review (characters)"]
 
 
 # check_drift
