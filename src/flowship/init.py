@@ -92,6 +92,7 @@ def plan_project(
             f"--target {target!r} is not a column of {source}; its columns: {list(frame.columns)}"
         )
     rows = len(frame)
+    labels = frame[target].dropna()  # class shares are the whole table's: a sample may miss one
     if rows > MAX_ROWS:
         frame = frame.sample(n=MAX_ROWS, random_state=seed)
     frame = frame[frame[target].notna()].reset_index(drop=True)
@@ -110,7 +111,7 @@ def plan_project(
     warnings = []
     min_class_share, rarest = gate.min_class_share, 1.0
     if chosen.classifies:
-        shares = frame[target].value_counts(normalize=True)
+        shares = labels.value_counts(normalize=True)
         rare = shares[shares < RARE_CLASS_SHARE]
         if len(rare):
             warnings.append(
