@@ -136,19 +136,28 @@ def test_init_force_overwrites_and_prints_the_warnings(tmp_path: Path, capsys) -
 
 def test_a_large_table_is_planned_on_a_seeded_sample(monkeypatch: pytest.MonkeyPatch) -> None:
     """Above MAX_ROWS rows, roles and the measurement use a seeded sample of that many rows
-    (the same plan every time); the row count, min_rows and the class shares are the whole
-    table's, so a rare class the sample misses is still warned about and min_class_share
-    still lets the table pass its own gate."""
+    (the same plan every time) in which every class keeps a few rows; the row count,
+    min_rows, the task, the class shares and the id column's uniqueness are the whole
+    table's. So a rare class the random sample misses is still a class (multiclass, not
+    binary), warned about, and min_class_share lets the table pass its own gate; an id
+    repeated outside the sample is not written as id_column (training would refuse it)."""
     monkeypatch.setattr(init, "MAX_ROWS", 300)
-    measured: list[int] = []
+    measured: list[dict[str, int]] = []
     real = init.measure
-    monkeypatch.setattr(
-        init, "measure", lambda frame, *a: measured.append(len(frame)) or real(frame, *a)
-    )
+
+    def measure(frame: pd.DataFrame, *args: object) -> init.Measurement:
+        measured.append(frame["y"].value_counts().to_dict())
+        return real(frame, *args)
+
+    monkeypatch.setattr(init, "measure", measure)
     frame = _classes({"a": 600, "b": 394, "c": 6})  # c: 0.6%, absent from the seed-0 sample
+    frame.insert(0, "order", [f"o{i:04d}" for i in range(999)] + ["o0998"])  # one repeat
     plan = plan_project(frame, "t.csv", "y")
-    assert measured == [300]
-    assert (plan.rows, plan.min_rows) == (1000, 500)
+    (counts,) = measured
+    assert counts["c"] == init.FOLDS and 300 <= sum(counts.values()) <= 300 + init.FOLDS
+    assert (plan.rows, plan.min_rows, plan.task.name) == (1000, 500, "multiclass")
     assert plan.warnings == [RARE]
     assert plan.rarest_share == 6 / 1000 and plan.min_class_share <= 6 / 1000
+    assert [d.role for d in plan.decisions if d.column == "order"] == ["id"]  # in the sample
+    assert plan.id_column is None
     assert render_config(plan_project(frame, "t.csv", "y")) == render_config(plan)
