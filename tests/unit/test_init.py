@@ -151,7 +151,9 @@ def test_a_large_table_is_planned_on_a_seeded_sample(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(init, "measure", measure)
     frame = _classes({"a": 600, "b": 394, "c": 6}, seed=7)  # c: 0.6%, none in the sample
-    frame.insert(0, "order", [f"o{i:04d}" for i in range(999)] + ["o0998"])  # one repeat
+    orders = [f"o{i:04d}" for i in range(1000)]
+    orders[997] = orders[0]  # an id repeated once, in rows the sample does not hold
+    frame.insert(0, "order", orders)
     plan = plan_project(frame, "t.csv", "y")
     (counts,) = measured
     assert counts["c"] == init.FOLDS and 300 <= sum(counts.values()) <= 300 + init.FOLDS
