@@ -553,15 +553,15 @@ def test_release_checks_guard_a_feedback_retrain_on_the_champion_holdout(
     assert guard.value == pytest.approx(roc_auc_score(own, useless.predict_proba(features)[:, 1]))
     assert guard.value < there.summary["champion"] - gate.max_regression
     verdict = decide_promotion(all_checks(reports), champion="TrainFlow/1", challenger="T/2")
-    unguarded = release_checks(*args)
-    assert CHAMPION_OWN_HOLDOUT not in [c.id for c in all_checks(unguarded)]
     if poison == "coin flips":
         gap = here.summary["challenger"] - here.summary["champion"]
         assert abs(gap) <= gate.max_regression  # the poisoned comparison passes
         assert (guard.status, guard.critical, guard.blocking) == ("fail", True, True)
         assert verdict.decision == "block"
         assert [c.id for c in all_checks(reports) if c.blocking] == [CHAMPION_OWN_HOLDOUT]
-        again = decide_promotion(all_checks(unguarded), champion="TrainFlow/1", challenger="T/2")
+        unguarded = all_checks(release_checks(*args))
+        assert CHAMPION_OWN_HOLDOUT not in [c.id for c in unguarded]
+        again = decide_promotion(unguarded, champion="TrainFlow/1", challenger="T/2")
         assert again.decision == "promote"  # what the guard is for
     else:
         assert here.summary["challenger"] - here.summary["champion"] > gate.max_regression
