@@ -16,10 +16,9 @@ from metaflow import Run
 
 from flowship.auth import KEYS_ENV, key_line, new_key
 from flowship.config import ServingSettings
-from flowship.errors import RegistryError, ServingError
+from flowship.errors import ServingError
 from flowship.estimators import distribution_of
-from flowship.gate import releasable
-from flowship.registry import check_challenger
+from flowship.registry import check_challenger, released_artifacts
 from flowship.runs import model_artifacts
 
 SPEC_FILE = "flowship/bento_model.json"  # written into the Bento beside the service
@@ -43,14 +42,8 @@ def export_model(run: Run, model_name: str, explain_rows: int = 50) -> tuple[str
     from flowship.evaluate import records_of
     from flowship.explain import background_sample
 
-    data = model_artifacts(run)
-    verdict = getattr(data, "verdict", None)
-    if not releasable(verdict):
-        raise RegistryError(
-            f"{run.pathspec} did not pass its gate "
-            f"({verdict.decision if verdict else 'no verdict'}); "
-            "export the champion or a passed run"
-        )
+    data = released_artifacts(run, "export the champion or a passed run")
+    verdict = data.verdict
     lineage = data.lineage
     metadata = {
         "run": run.pathspec,

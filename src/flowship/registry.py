@@ -324,6 +324,22 @@ def find_champion_or_fail(project: str, branch: str) -> str:
     return str(run.pathspec)
 
 
+def released_artifacts(run: Run, fix: str) -> Any:
+    """The model artifacts of `run`, which must have passed its gate (what may serve).
+
+    Raises:
+        RegistryError: naming the run's decision, then `fix`.
+    """
+    from flowship.gate import releasable
+
+    data = model_artifacts(run)
+    verdict = getattr(data, "verdict", None)
+    if not releasable(verdict):
+        decision = verdict.decision if verdict else "no verdict"
+        raise RegistryError(f"{run.pathspec} did not pass its gate ({decision}); {fix}")
+    return data
+
+
 def check_challenger(champion: Run, challenger: Run) -> None:
     """A challenger must be another run, have passed its gate (a passed dry run counts: that
     is how a challenger is trained without replacing the champion) and take the champion's
@@ -339,16 +355,11 @@ def check_challenger(champion: Run, challenger: Run) -> None:
             f"{challenger.pathspec} is the champion itself; name another run as the challenger "
             "(CHALLENGER=latest takes the newest passed run that is not the champion)"
         )
-    from flowship.gate import releasable
-
-    theirs = model_artifacts(challenger)
-    verdict = getattr(theirs, "verdict", None)
-    if not releasable(verdict):
-        raise RegistryError(
-            f"{challenger.pathspec} did not pass its gate "
-            f"({verdict.decision if verdict else 'no verdict'}): a challenger must pass the "
-            "gate (train it with TRAIN_ARGS='--dry-run True' to keep the champion)"
-        )
+    theirs = released_artifacts(
+        challenger,
+        "a challenger must pass the gate (train it with TRAIN_ARGS='--dry-run True' to keep "
+        "the champion)",
+    )
     changes = contract_changes(model_artifacts(champion).schema, theirs.schema)
     if changes:
         raise RegistryError(

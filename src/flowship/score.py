@@ -80,9 +80,8 @@ def resolve_model(model: str, project: str, branch: str) -> ScoringModel:
         RegistryError: no champion, no such run, a run without a finished gate, or one whose
             gate did not pass.
     """
-    from flowship.gate import releasable
-    from flowship.registry import find_champion
-    from flowship.runs import get_run, model_artifacts
+    from flowship.registry import find_champion, released_artifacts
+    from flowship.runs import get_run
 
     run = get_run(model) if model else find_champion(project, branch)
     if run is None:
@@ -90,14 +89,12 @@ def resolve_model(model: str, project: str, branch: str) -> ScoringModel:
             f"no champion in project {project!r}, branch {branch!r}: run `make train`, or "
             "score with --model TrainFlow/<id> (a run whose gate passed)"
         )
-    data = model_artifacts(run)
-    verdict = getattr(data, "verdict", None)
-    if verdict is None or not releasable(verdict):
-        decision = verdict.decision if verdict is not None else "no verdict"
-        raise RegistryError(
-            f"{run.pathspec} did not pass its gate ({decision}): score with the champion "
-            "(no --model) or a run whose gate passed (`make history` lists them)"
-        )
+    data = released_artifacts(
+        run,
+        "score with the champion (no --model) or a run whose gate passed (`make history` "
+        "lists them)",
+    )
+    verdict = data.verdict
     return ScoringModel(run.pathspec, run.pathspec, verdict.id, data.schema)
 
 

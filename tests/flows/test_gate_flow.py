@@ -97,7 +97,7 @@ def test_worse_challenger_is_blocked(datastore: Path, tmp_path: Path) -> None:
     assert champion() == before
     from flowship.score import resolve_model  # a blocked model scores no batch either
 
-    with pytest.raises(RegistryError, match=r"did not pass its gate \(block\): score with"):
+    with pytest.raises(RegistryError, match=r"did not pass its gate \(block\); score with"):
         resolve_model(result.run.pathspec, "churn", branch_name())
 
 

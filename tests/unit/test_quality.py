@@ -274,6 +274,27 @@ def test_check_drift_same_distribution(drift_frames: dict[str, pd.DataFrame], ch
     assert _only(report, "drifted share").value == 0.0
 
 
+def test_a_column_without_values_is_named_not_compared(
+    drift_frames: dict[str, pd.DataFrame], churn
+) -> None:
+    """A feature missing in every row (a broken upstream join) cannot be compared: the drift
+    report names it and goes on with the others (Evidently raises on an empty column); every
+    column empty gives a report with no checks rather than an error."""
+    current = drift_frames["price_increase"].copy()
+    current["region"] = None
+    report = check_drift(current, drift_frames["reference"], churn.schema, 0.5, True)
+    assert report.summary == {
+        "drifted_columns": ["monthly_charges", "total_charges"],
+        "not_compared": ["region"],
+    }
+    assert "region" in report.note
+    assert "region" not in {c.column for c in report.checks}
+    assert _only(report, "drifted share").value == pytest.approx(2 / 9)
+    current[churn.schema.features] = None
+    empty = check_drift(current, drift_frames["reference"], churn.schema, 0.5, True)
+    assert empty.checks == [] and empty.summary["not_compared"] == churn.schema.features
+
+
 @pytest.mark.parametrize(
     ("blocking", "status"), [(True, "fail"), (False, "warn")], ids=["blocking", "informative"]
 )

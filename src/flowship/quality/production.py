@@ -180,4 +180,4 @@ def _noted(reports: list[QualityReport], window: Sample, ref: Sample) -> list[Qu
     if window.complete and ref.complete:
         return reports
     note = f"{window.describe('Window')}. {ref.describe('Reference')}."
-    return [replace(r, note=note) for r in reports]
+    return [replace(r, note=f"{r.note} {note}".strip()) for r in reports]

@@ -45,7 +45,17 @@ def check_drift(
     reference = adapter.with_text_lengths(reference, schema.text)
     numbers = [*schema.numeric, *lengths, *extra_numeric]
     wanted = [*schema.features, *lengths, *extra_numeric]
-    columns = [c for c in wanted if c in current.columns and c in reference.columns]
+    present = [c for c in wanted if c in current.columns and c in reference.columns]
+    # a column without a single value on either side has no distribution to compare (Evidently
+    # raises on it): it is named, and the missing-share checks judge it
+    empty = [c for c in present if current[c].isna().all() or reference[c].isna().all()]
+    columns = [c for c in present if c not in empty]
+    note = f"Not compared, no values on one side: {', '.join(empty)}." if empty else ""
+    if not columns:
+        html = f"<p>{note}</p>" if note else "<p>No column to compare.</p>"
+        return QualityReport(
+            title, [], html, {"drifted_columns": [], "not_compared": empty}, note=note
+        )
     definition = adapter.definition(
         [c for c in numbers if c in columns],
         [c for c in schema.categorical if c in columns],
@@ -66,8 +76,12 @@ def check_drift(
         adapter.dataset(adapter.plain_frame(reference[columns]), definition),
         include_tests=True,
     )
-    summary = {"drifted_columns": drifted_columns(checks)}
-    return QualityReport(title, checks, adapter.html(snapshot), summary, snapshot.dumps())
+    summary: dict[str, list[str]] = {"drifted_columns": drifted_columns(checks)}
+    if empty:
+        summary["not_compared"] = empty
+    return QualityReport(
+        title, checks, adapter.html(snapshot), summary, snapshot.dumps(), note=note
+    )
 
 
 def check_model_quality(
