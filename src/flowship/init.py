@@ -97,7 +97,7 @@ def plan_project(
     # sample may miss a rare class or an id's repeats, and training reads every row.
     labels = whole[target].dropna()
     chosen, reason = choose_task(labels, task)
-    shares = labels.value_counts(normalize=True) if chosen.classifies else pd.Series()
+    shares = labels.value_counts(normalize=True) if chosen.classifies else pd.Series(dtype=float)
     if rows > MAX_ROWS:
         frame = _sample(whole, target, list(shares.index), seed)
     frame = frame[frame[target].notna()].reset_index(drop=True)
@@ -144,16 +144,19 @@ def plan_project(
 def _sample(frame: pd.DataFrame, target: str, classes: list[Any], seed: int) -> pd.DataFrame:
     """A seeded sample of `MAX_ROWS` rows in which each of `classes` keeps at least `FOLDS`
     rows (or all it has), so the measurement sees every class training will."""
-    frame = frame.reset_index(drop=True)
-    sample = frame.sample(n=MAX_ROWS, random_state=seed)
-    have = sample[target].value_counts()
-    rest = frame.drop(index=sample.index)
+    picked = pd.RangeIndex(len(frame)).to_series().sample(n=MAX_ROWS, random_state=seed)
+    have = frame[target].iloc[picked].value_counts()
+    short = [label for label in classes if have.get(label, 0) < FOLDS]
+    if not short:
+        return frame.iloc[picked]
+    labels = frame[target].to_numpy()
+    outside = np.ones(len(frame), dtype=bool)
+    outside[picked] = False
     extra = [
-        rest[rest[target] == label].head(FOLDS - int(have.get(label, 0)))
-        for label in classes
-        if have.get(label, 0) < FOLDS
+        np.flatnonzero((labels == label) & outside)[: FOLDS - int(have.get(label, 0))]
+        for label in short
     ]
-    return pd.concat([sample, *extra])
+    return frame.iloc[np.concatenate([picked.to_numpy(), *extra])]
 
 
 def candidate_grid(rows: int, task: Task, has_text: bool) -> list[dict[str, Any]]:
