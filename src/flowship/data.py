@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -138,7 +139,7 @@ def _feature_lists(
             values = frame[column].dropna()
             if pd.api.types.is_numeric_dtype(values.dtype) and not values.empty:
                 raise DataValidationError(
-                    f"text feature '{column}' holds numbers (e.g. {values.iloc[0]!r}); move it "
+                    f"text feature '{column}' holds numbers (e.g. {_first(values)!r}); move it "
                     "to [data] numeric_features or categorical_features"
                 )
     else:
@@ -246,9 +247,14 @@ def validate_dataset(
         if len(dupes):
             raise DataValidationError(
                 f"id column '{schema.id_column}' has {len(dupes)} duplicated value(s), e.g. "
-                f"{dupes.iloc[0]!r}; ids must be unique (deduplicate the source or unset id_column)"
+                f"{_first(dupes)!r}; ids must be unique (deduplicate the source or unset id_column)"
             )
     return out.reset_index(drop=True)
+
+
+def _first(values: pd.Series) -> Any:
+    """The first value as plain Python, for a message: 5.0, not np.float64(5.0)."""
+    return values.iloc[:1].tolist()[0]
 
 
 def _text(values: pd.Series, column: str) -> pd.Series:

@@ -23,6 +23,7 @@ from flowship.tasks import METRICS, Task, choose_task
 
 MAX_ROWS = 200_000  # larger tables are measured on a seeded sample of this many rows
 RARE_CLASS_SHARE = 0.01
+FOLDS = 3  # of the measurement's cross-validation (fewer when a class has fewer rows)
 
 
 @dataclass(frozen=True)
@@ -91,11 +92,15 @@ def plan_project(
         raise DataValidationError(
             f"--target {target!r} is not a column of {source}; its columns: {list(frame.columns)}"
         )
-    rows = len(frame)
+    whole, rows = frame, len(frame)
+    # The task, the class shares and the id column are the whole table's (a column each): a
+    # sample may miss a rare class or an id's repeats, and training reads every row.
+    labels = whole[target].dropna()
+    chosen, reason = choose_task(labels, task)
+    shares = labels.value_counts(normalize=True) if chosen.classifies else pd.Series(dtype=float)
     if rows > MAX_ROWS:
-        frame = frame.sample(n=MAX_ROWS, random_state=seed)
+        frame = _sample(whole, target, list(shares.index), seed)
     frame = frame[frame[target].notna()].reset_index(drop=True)
-    chosen, reason = choose_task(frame[target], task)
     gate = GateSettings()
     decisions = decide_roles(frame, target, gate.max_missing_share)
     decisions = find_leaks(frame, target, decisions, chosen.classifies, seed)
@@ -105,12 +110,11 @@ def plan_project(
             "constant, mostly missing or a leak (see the roles above)"
         )
     ids = [d.column for d in decisions if d.role == "id"]
-    id_column = ids[0] if ids and frame[ids[0]].is_unique else None
+    id_column = ids[0] if ids and whole[ids[0]].is_unique else None
     measurement = measure(frame, target, decisions, chosen, seed)
     warnings = []
     min_class_share, rarest = gate.min_class_share, 1.0
     if chosen.classifies:
-        shares = frame[target].value_counts(normalize=True)
         rare = shares[shares < RARE_CLASS_SHARE]
         if len(rare):
             warnings.append(
@@ -135,6 +139,24 @@ def plan_project(
         rarest_share=rarest,
         warnings=warnings,
     )
+
+
+def _sample(frame: pd.DataFrame, target: str, classes: list[Any], seed: int) -> pd.DataFrame:
+    """A seeded sample of `MAX_ROWS` rows in which each of `classes` keeps at least `FOLDS`
+    rows (or all it has), so the measurement sees every class training will."""
+    picked = pd.RangeIndex(len(frame)).to_series().sample(n=MAX_ROWS, random_state=seed)
+    have = frame[target].iloc[picked].value_counts()
+    short = [label for label in classes if have.get(label, 0) < FOLDS]
+    if not short:
+        return frame.iloc[picked]
+    labels = frame[target].to_numpy()
+    outside = np.ones(len(frame), dtype=bool)
+    outside[picked] = False
+    extra = [
+        np.flatnonzero((labels == label) & outside)[: FOLDS - int(have.get(label, 0))]
+        for label in short
+    ]
+    return frame.iloc[np.concatenate([picked.to_numpy(), *extra])]
 
 
 def candidate_grid(rows: int, task: Task, has_text: bool) -> list[dict[str, Any]]:
@@ -189,7 +211,7 @@ def measure(
     model = build_pipeline(CandidateSpec(cheapest, cheapest, cheapest), schema, seed)
     baseline = DummyClassifier(strategy="prior") if task.classifies else DummyRegressor()
     counts = clean[target].value_counts()
-    folds = int(min(3, counts.min())) if task.classifies else 3
+    folds = int(min(FOLDS, counts.min())) if task.classifies else FOLDS
     if folds < 2:
         raise DataValidationError(
             f"class {counts.idxmin()!r} of {target!r} has one row: too few to measure (or train)"

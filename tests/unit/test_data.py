@@ -128,6 +128,27 @@ def test_infer_schema_without_features() -> None:
         infer_schema(frame, DataSettings(target="y", id_column="id"))
 
 
+def test_text_features_given_as_numbers_are_refused_naming_the_column() -> None:
+    """A column listed as text that holds numbers (star ratings) is refused by infer_schema,
+    naming it and where it belongs; a text column that arrives as numbers later (a table
+    validated against the schema) is refused too. Words with gaps are text."""
+    ratings = _labels([0, 1, 0, 1], review=[5, 3, None, 1])
+    listed = DataSettings(target="y", numeric_features=["x"], text_features=["review"])
+    with pytest.raises(
+        DataValidationError,
+        match=r"^text feature 'review' holds numbers \(e\.g\. 5\.0\); move it to \[data\] "
+        "numeric_features or categorical_features$",
+    ):
+        infer_schema(ratings, listed)
+    words = ratings.assign(review=["great", "bad", None, "fine"])
+    schema = infer_schema(words, listed)
+    assert schema.text == ["review"] and schema.text_lengths == {"review": (0, 5)}
+    with pytest.raises(DataValidationError, match=r"^text feature 'review' holds numbers; move"):
+        validate_dataset(ratings, schema)
+    clean = validate_dataset(words, schema)
+    assert clean["review"].tolist()[:2] == ["great", "bad"] and pd.isna(clean["review"][2])
+
+
 def test_float_coded_labels_become_integers() -> None:
     """Labels read as 0.0/1.0 are the classes 0 and 1."""
     schema = infer_schema(_labels([0.0, 1.0, 1.0]), DataSettings(target="y"))
@@ -231,13 +252,14 @@ def test_validate_dataset_non_numeric_strings() -> None:
         validate_dataset(frame, infer_schema(frame, settings))
 
 
-def test_validate_dataset_duplicated_ids() -> None:
-    """Repeated ids name the id column and a repeated value."""
-    frame = _labels([0, 1, 0], id=["a", "b", "a"])
+@pytest.mark.parametrize(("ids", "shown"), [(["a", "b", "a"], "'a'"), ([7, 8, 7], "7")])
+def test_validate_dataset_duplicated_ids(ids: list, shown: str) -> None:
+    """Repeated ids name the id column and a repeated value, as the table shows it."""
+    frame = _labels([0, 1, 0], id=ids)
     schema = infer_schema(frame, DataSettings(target="y", id_column="id"))
     with pytest.raises(
         DataValidationError,
-        match=r"id column 'id' has 1 duplicated value\(s\), e\.g\. 'a'; ids must be unique",
+        match=rf"id column 'id' has 1 duplicated value\(s\), e\.g\. {shown}; ids must be unique",
     ):
         validate_dataset(frame, schema)
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from flowship import init
 from flowship.cli import main
 from flowship.config import load_settings
 from flowship.errors import DataValidationError
@@ -89,3 +91,75 @@ def test_init_writes_once_and_refuses_to_overwrite(tmp_path: Path, capsys) -> No
     missing = tmp_path / "missing.toml"
     assert main(["init", str(tmp_path / "nope.csv"), "--target", "y", "--out", str(missing)]) == 2
     assert not missing.exists()
+
+
+def _classes(counts: dict[str, int], seed: int = 0) -> pd.DataFrame:
+    """A table whose target `y` has `counts` rows per class, shuffled, and one numeric
+    feature that tells the classes apart only roughly (no leak)."""
+    rng = np.random.default_rng(seed)
+    y = rng.permutation(np.repeat(list(counts), list(counts.values())))
+    codes = pd.Series(y).map({c: i for i, c in enumerate(counts)}).to_numpy()
+    return pd.DataFrame({"x": rng.normal(size=len(y)) + codes, "y": y})
+
+
+RARE = (
+    "class(es) ['c'] are below 1% of the rows: models hardly learn them; collect more or merge them"
+)
+
+
+@pytest.mark.parametrize(("rare", "warned"), [(2, True), (3, False)])  # of 300 rows
+def test_a_class_below_one_percent_is_warned_about(rare: int, warned: bool) -> None:
+    """A class under 1% of the rows is named in a warning, in the config too; one at 1% is
+    not; either way min_class_share lets the table pass its own gate."""
+    plan = plan_project(_classes({"a": 180, "b": 120 - rare, "c": rare}), "t.csv", "y")
+    assert plan.warnings == ([RARE] if warned else [])
+    assert (f"# warning: {RARE}" in render_config(plan)) is warned
+    assert plan.rarest_share == rare / 300
+    assert plan.min_class_share <= rare / 300
+
+
+def test_init_force_overwrites_and_prints_the_warnings(tmp_path: Path, capsys) -> None:
+    """Without --force an existing file is left as it was; with it, the config replaces it;
+    the warnings are printed."""
+    table = tmp_path / "t.csv"
+    _classes({"a": 180, "b": 118, "c": 2}).to_csv(table, index=False)
+    out = tmp_path / "mine.toml"
+    out.write_text("# my own config\n")
+    command = ["init", str(table), "--target", "y", "--out", str(out)]
+    assert main(command) == 2
+    assert out.read_text() == "# my own config\n"
+    capsys.readouterr()
+    assert main([*command, "--force"]) == 0
+    assert f"warning: {RARE}" in capsys.readouterr().out
+    assert load_settings(tomllib.loads(out.read_text())).data.target == "y"
+
+
+def test_a_large_table_is_planned_on_a_seeded_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above MAX_ROWS rows, roles and the measurement use a seeded sample of that many rows
+    (the same plan every time) in which every class keeps a few rows; the row count,
+    min_rows, the task, the class shares and the id column's uniqueness are the whole
+    table's. So a rare class the random sample misses is still a class (multiclass, not
+    binary), warned about, and min_class_share lets the table pass its own gate; an id
+    repeated outside the sample is not written as id_column (training would refuse it)."""
+    monkeypatch.setattr(init, "MAX_ROWS", 300)
+    measured: list[dict[str, int]] = []
+    real = init.measure
+
+    def measure(frame: pd.DataFrame, *args: object) -> init.Measurement:
+        measured.append(frame["y"].value_counts().to_dict())
+        return real(frame, *args)
+
+    monkeypatch.setattr(init, "measure", measure)
+    frame = _classes({"a": 600, "b": 394, "c": 6}, seed=7)  # c: 0.6%, none in the sample
+    orders = [f"o{i:04d}" for i in range(1000)]
+    orders[997] = orders[0]  # an id repeated once, in rows the sample does not hold
+    frame.insert(0, "order", orders)
+    plan = plan_project(frame, "t.csv", "y")
+    (counts,) = measured
+    assert counts.get("c") == init.FOLDS and 300 <= sum(counts.values()) <= 300 + init.FOLDS
+    assert (plan.rows, plan.min_rows, plan.task.name) == (1000, 500, "multiclass")
+    assert plan.warnings == [RARE]
+    assert plan.rarest_share == 6 / 1000 and plan.min_class_share <= 6 / 1000
+    assert [d.role for d in plan.decisions if d.column == "order"] == ["id"]  # in the sample
+    assert plan.id_column is None
+    assert render_config(plan_project(frame, "t.csv", "y")) == render_config(plan)

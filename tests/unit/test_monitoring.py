@@ -8,8 +8,16 @@ import pandas as pd
 import pytest
 
 from flowship.checks import DATA_MISSING, DRIFT_SHARE, CheckResult, QualityReport
+from flowship.config import MonitorSettings
 from flowship.errors import MonitorError
-from flowship.monitoring import Window, decide_retrain, read_feedback, retrain_event_payload
+from flowship.monitoring import (
+    Window,
+    decide_retrain,
+    load_window,
+    read_feedback,
+    retrain_event_payload,
+)
+from flowship.predict import PredictionLog, Predictions
 
 
 def _report(group: str, status: str) -> QualityReport:
@@ -99,3 +107,42 @@ def test_empty_and_unreadable_feedback_files_are_named(tmp_path: Path) -> None:
     _feedback(tmp_path, "latin.csv", "request_id,row,churned\n\xff\xfe,0,1\n".encode("latin-1"))
     with pytest.raises(MonitorError, match=r"feedback file .*latin\.csv is not a readable UTF-8"):
         read_feedback(tmp_path, "churned")
+
+
+def _log_with_bad_lines(directory: Path, good: int, bad: int) -> Path:
+    """A prediction log of `good` requests (one row each) written by the service's writer,
+    then `bad` unreadable lines (a worker killed mid-line) appended to its file."""
+    log = PredictionLog(directory, "m:1", rotate_mb=64, run="TrainFlow/1")
+    for i in range(good):
+        log.write(f"r{i}", [{"x": i / good}], Predictions([0], [[0.9, 0.1]], ["0", "1"]))
+    log.close()
+    (path,) = directory.glob("predictions-*.jsonl")
+    with path.open("a") as handle:
+        handle.writelines('{"ts": "2026-12-01T10:00\n' for _ in range(bad))
+    return path
+
+
+@pytest.mark.parametrize(("bad", "fails"), [(1, False), (2, True)])
+def test_unreadable_log_lines_are_skipped_up_to_max_bad_log_share(
+    tmp_path: Path, bad: int, fails: bool
+) -> None:
+    """1 unreadable line in 100 (= [monitor] max_bad_log_share, 1%) is skipped and named by
+    file and line in the window's notes; 2 in 100 fail the window, naming the lines and the
+    setting."""
+    path = _log_with_bad_lines(tmp_path / "log", good=100 - bad, bad=bad)
+    monitor = MonitorSettings(min_rows=1, feedback_dir=str(tmp_path / "feedback"))
+    assert monitor.max_bad_log_share == 0.01
+    first_bad = f"{path.name}:{100 - bad + 1}: not JSON"
+    if fails:
+        with pytest.raises(MonitorError) as refused:
+            load_window(monitor, _binary_schema(), "TrainFlow/1", tmp_path / "log")
+        message = str(refused.value)
+        assert message.startswith("2 of 100 lines of the prediction log in ")
+        assert "(2.0%, more than [monitor] max_bad_log_share = 1.0%)" in message
+        assert first_bad in message and f"{path.name}:100: not JSON" in message
+        return
+    window = load_window(monitor, _binary_schema(), "TrainFlow/1", tmp_path / "log")
+    assert len(window.frame) == 99
+    assert [n for n in window.notes if "unreadable" in n] == [
+        f"skipped 1 unreadable log line(s): {first_bad} (a truncated or corrupted line)"
+    ]

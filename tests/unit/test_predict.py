@@ -167,6 +167,30 @@ def test_row_model_id_column_is_optional(churn: Prepared) -> None:
     assert _errors(exc) == [(("customer_id",), "extra_forbidden")]
 
 
+def test_row_model_text_is_a_string_up_to_max_text_length() -> None:
+    """A text feature takes a string of up to `max_text_length` characters (its own limit,
+    not the categories' `max_string_length`) or null; a longer one, or a number, is refused
+    naming the field (the 400 of /predict); the API documents the limit and training's
+    lengths."""
+    schema = Schema(
+        task="binary", target="y", numeric=["stars"], categorical=[], classes=[0, 1],
+        categories={}, numeric_ranges={"stars": (1.0, 5.0)}, text=["review"],
+        text_lengths={"review": (3, 40)},
+    )  # fmt: skip
+    Row = row_model(schema, max_string_length=5, max_text_length=10)
+    assert Row.model_validate_json('{"stars": 4, "review": "ten chars!"}').review == "ten chars!"
+    assert Row.model_validate_json('{"stars": 4, "review": null}').review is None
+    for review, error in (('"eleven char"', "string_too_long"), ("5", "string_type")):
+        with pytest.raises(ValidationError) as refused:
+            Row.model_validate_json(f'{{"stars": 4, "review": {review}}}')
+        assert _errors(refused) == [(("review",), error)]
+    with pytest.raises(ValidationError, match="at most 10 characters"):
+        Row.model_validate_json('{"stars": 4, "review": "eleven char"}')
+    documented = Row.model_json_schema()["properties"]["review"]
+    assert documented["anyOf"] == [{"type": "string", "maxLength": 10}, {"type": "null"}]
+    assert documented["description"] == "free text; 3 to 40 characters in training"
+
+
 def test_row_model_json_schema_documents_training_values(churn: Prepared) -> None:
     """/docs.json lists every feature as required, with its training range or categories."""
     schema = row_model(churn.schema, 1000).model_json_schema()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,36 @@ def test_an_unwritable_folder_loses_lines_but_never_raises(tmp_path: Path) -> No
     assert log.write("r3", ROWS, TWO) is True
     log.close()
     assert len(scan_prediction_log(blocked / "predictions").frame) == 2
+
+
+def test_a_folder_lost_at_a_rotation_loses_lines_but_never_raises(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The folder goes away after the first file is written (a volume unmounted, a file in
+    its place: refused even to root) and the next write must rotate: the lines written stay
+    in the first file, later ones are lost and counted with one loud log line, never raised;
+    once the folder can be made again, the log resumes in a new file."""
+    folder = tmp_path / "predictions"
+    log = PredictionLog(folder, "m:1", rotate_mb=1e-6)  # 1 byte: every write rotates
+    assert log.write("r1", ROWS, TWO) is True
+    log.flush()
+    assert len(list(folder.glob("predictions-*.jsonl"))) == 1
+    folder.rename(tmp_path / "unmounted")
+    folder.write_text("a file where the folder was")
+    with caplog.at_level(logging.ERROR, logger="flowship.predict"):
+        assert log.write("r2", ROWS, TWO) is False
+        assert log.write("r3", ROWS, TWO) is False
+        log.flush()
+    assert log.lost_rows == 4
+    (loud,) = caplog.records  # one line a minute, not one per request
+    assert f"prediction log {folder} is not writable" in loud.getMessage()
+    assert "answers go on, but 2 rows were not logged" in loud.getMessage()
+    kept = scan_prediction_log(tmp_path / "unmounted")
+    assert kept.skipped == [] and list(kept.frame["request_id"]) == ["r1", "r1"]
+    folder.unlink()
+    assert log.write("r4", ROWS, TWO) is True
+    log.close()
+    assert list(scan_prediction_log(folder).frame["request_id"]) == ["r4", "r4"]
 
 
 def test_retention_deletes_the_oldest_files_past_the_limit(tmp_path: Path) -> None:

@@ -9,16 +9,24 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
 from flowship.cards import render_reports
-from flowship.checks import CheckResult, QualityReport
-from flowship.config import GateSettings, load_settings
-from flowship.data import validate_dataset
+from flowship.checks import (
+    CHAMPION_OWN_HOLDOUT,
+    CheckResult,
+    QualityReport,
+    all_checks,
+)
+from flowship.config import DataSettings, GateSettings, MonitorSettings, load_settings
+from flowship.data import infer_schema, validate_dataset
 from flowship.evaluate import compute_metrics
+from flowship.gate import decide_promotion
+from flowship.quality.production import check_production
 from flowship.quality.release import check_against_champion, check_training_data, release_checks
 from flowship.quality.reports import check_drift, check_model_quality
-from flowship.sample_data import generate_churn
+from flowship.sample_data import generate_churn, generate_reviews
 from flowship.train import CandidateSpec, build_pipeline, label_array
 from tests.helpers import small_config
 from tests.unit.conftest import Prepared, prepare
@@ -180,6 +188,59 @@ def test_check_training_data_string_classes(contract: Prepared) -> None:
         )
     assert _only(report, "target classes [contract]").value == 3.0
     assert _failed(report) == []
+
+
+REVIEWS = DataSettings(
+    target="sentiment", numeric_features=["stars"], categorical_features=["category"],
+    text_features=["review"],
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(("empty", "missing", "fails"), [(2, 2, False), (6, 4, True)])
+def test_check_training_data_empty_text_share(empty: int, missing: int, fails: bool) -> None:
+    """'empty text share' counts empty and missing texts together against [gate]
+    max_missing_share (0.2): 10 of 40 fail it while the missing share alone (4 of 40) passes;
+    4 of 40 pass."""
+    frame = generate_reviews(40, seed=7)
+    frame["review"] = frame["review"].fillna("Fine.")
+    frame.loc[: empty - 1, "review"] = ""
+    frame.loc[empty : empty + missing - 1, "review"] = None
+    schema = infer_schema(frame, REVIEWS)
+    report = check_training_data(
+        validate_dataset(frame, schema), schema, GateSettings(min_rows=40, min_class_share=0.0)
+    )
+    check = _only(report, "empty text share [review (characters)]")
+    assert check.id == "data.text_empty"
+    assert check.value == pytest.approx((empty + missing) / 40)
+    assert (check.threshold, check.critical) == (0.2, True)
+    assert _only(report, "missing share [review]").value == pytest.approx(missing / 40)
+    assert _failed(report) == (["empty text share [review (characters)]"] if fails else [])
+
+
+def test_check_production_text_length_out_of_the_training_range() -> None:
+    """'text length out of training range' is the share of window texts shorter or longer
+    than any in training (empty ones included), against [monitor] max_out_of_range_share:
+    12 of 50 (6 empty, 6 too long) fail it."""
+    # One window only: the drift report that comes with it costs ~4 s per text column
+    # (Evidently's text drift), whatever the rows.
+    raw = generate_reviews(60, seed=8).dropna(subset=["review"]).head(50)
+    schema = infer_schema(raw, REVIEWS)
+    reference = validate_dataset(raw, schema).assign(prediction_score=np.linspace(0, 1, 50))
+    low, high = schema.text_lengths["review"]
+    assert low > 0
+    window = reference.copy()  # the training texts: every length in range
+    window.loc[:5, "review"] = ""
+    window.loc[6:11, "review"] = "x" * (high + 1)
+    monitor = MonitorSettings(max_out_of_range_share=0.05)
+    _, quality = check_production(window, reference, schema, monitor, "prediction_score")
+    (check,) = [c for c in quality.checks if c.id == "production.text_length"]
+    assert (check.name, check.column) == (
+        "text length out of training range",
+        "review (characters)",
+    )
+    assert check.value == pytest.approx(12 / 50)
+    assert (check.status, check.threshold, check.critical) == ("fail", 0.05, True)
+    assert quality.summary["alarms"] == ["review (characters)"]
 
 
 # check_drift
@@ -458,6 +519,75 @@ def test_release_checks_sample_the_drift_check_and_say_so(churn: Prepared, model
     assert "percentage points" in drift.note
     assert [r.note for r in (reports[0], reports[3])] == ["", ""]
     assert f"<i>{html.escape(drift.note)}</i>" in render_reports([drift])
+
+
+@pytest.fixture(scope="module")
+def useless(churn: Prepared) -> Pipeline:
+    """A challenger learnt from shuffled labels: no better than chance on true labels."""
+    schema = churn.schema
+    labels = np.random.default_rng(1).permutation(label_array(churn.train[schema.target]))
+    return build_pipeline(LOGREG, schema, seed=0).fit(churn.train[schema.features], labels)
+
+
+@pytest.mark.filterwarnings("ignore:Precision is ill-defined")  # the useless challenger
+@pytest.mark.parametrize("poison", ["coin flips", "the challenger's ranking"])
+def test_release_checks_guard_a_feedback_retrain_on_the_champion_holdout(
+    churn: Prepared, model, useless, poison: str
+) -> None:
+    """A retrain with feedback is also compared on the champion's own holdout, which no
+    feedback label can poison. Poisoned labels in this run's holdout make a useless
+    challenger look as good as the champion: the guard check is critical and alone blocks
+    it. Labels that make the challenger clearly better here (a changed world): the guard only
+    warns. Without feedback the guard is not run, and the poisoned comparison promotes."""
+    schema = churn.schema
+    gate = churn.settings.gate.model_copy(update={"min_metrics": {}})  # the comparisons alone
+    champion = SimpleNamespace(
+        model=model,
+        schema=schema,
+        train_data=churn.train,
+        holdout=churn.holdout,
+        pathspec="TrainFlow/1",
+    )
+    poisoned = validate_dataset(generate_churn(1500, seed=31), schema)
+    if poison == "coin flips":
+        labels = np.random.default_rng(2).integers(0, 2, len(poisoned))
+    else:
+        scores = useless.predict_proba(poisoned[schema.features])[:, 1]
+        labels = (scores > np.median(scores)).astype(int)  # the challenger ranks them best
+    poisoned[schema.target] = labels
+    args = (useless, churn.train, poisoned, schema, gate, "roc_auc", champion)
+
+    reports = release_checks(*args, guard_with_champion_holdout=True)
+    here, there = reports[-2], reports[-1]
+    assert here.title == "Challenger vs champion on this holdout"
+    assert there.title == "Challenger vs champion on the champion's own holdout"
+    (guard,) = there.checks
+    assert (guard.id, guard.name) == (
+        CHAMPION_OWN_HOLDOUT,
+        "roc_auc vs champion on its own holdout",
+    )
+    own = churn.holdout[schema.target]
+    features = churn.holdout[schema.features]
+    assert there.summary["champion"] == pytest.approx(
+        roc_auc_score(own, model.predict_proba(features)[:, 1])
+    )
+    assert guard.value == pytest.approx(roc_auc_score(own, useless.predict_proba(features)[:, 1]))
+    assert guard.value < there.summary["champion"] - gate.max_regression
+    verdict = decide_promotion(all_checks(reports), champion="TrainFlow/1", challenger="T/2")
+    if poison == "coin flips":
+        gap = here.summary["challenger"] - here.summary["champion"]
+        assert abs(gap) <= gate.max_regression  # the poisoned comparison passes
+        assert (guard.status, guard.critical, guard.blocking) == ("fail", True, True)
+        assert verdict.decision == "block"
+        assert [c.id for c in all_checks(reports) if c.blocking] == [CHAMPION_OWN_HOLDOUT]
+        unguarded = all_checks(release_checks(*args))
+        assert CHAMPION_OWN_HOLDOUT not in [c.id for c in unguarded]
+        again = decide_promotion(unguarded, champion="TrainFlow/1", challenger="T/2")
+        assert again.decision == "promote"  # what the guard is for
+    else:
+        assert here.summary["challenger"] - here.summary["champion"] > gate.max_regression
+        assert (guard.status, guard.critical, guard.blocking) == ("warn", False, False)
+        assert verdict.decision == "promote"
 
 
 # render_reports

@@ -85,3 +85,62 @@ def test_promotion_needs_live_evidence_for_the_champion_it_was_compared_with(mon
     with pytest.raises(RegistryError, match="the champion is T/9, not T/1"):
         registry.promote_challenger(comparison, "churn", "user.me")
     assert promoted == []
+
+
+def _rollback_world(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    """Runs of project churn (champion T/1) and one of another project; `promote` records
+    its calls and makes the run the champion."""
+    enforce = SimpleNamespace(passed=True, decision="promote", mode="enforce")
+    table = {
+        "T/1": SimpleNamespace(verdict=enforce, schema=_schema()),
+        "T/2": SimpleNamespace(verdict=enforce, schema=_schema()),
+        "T/3": SimpleNamespace(
+            verdict=SimpleNamespace(passed=True, decision="dry-run", mode="dry-run"),
+            schema=_schema(),
+        ),
+        "T/4": SimpleNamespace(verdict=enforce, schema=_schema(numeric=["age", "tenure"])),
+        "T/5": SimpleNamespace(verdict=enforce, schema=_schema()),
+    }
+    champion = ["T/1"]
+    promoted: list[tuple[Any, ...]] = []
+
+    def promote(pathspec: str, *args: Any) -> str:
+        promoted.append((pathspec, *args))
+        replaced, champion[0] = champion[0], pathspec
+        return replaced
+
+    _artifacts(monkeypatch, table)
+    monkeypatch.setattr(registry, "get_run", _Run)
+    monkeypatch.setattr(registry, "in_branch", lambda run, *a: run.pathspec != "T/5")
+    monkeypatch.setattr(registry, "find_champion", lambda *a: _Run(champion[0]))
+    monkeypatch.setattr(registry, "promote", promote)
+    return promoted
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("T/5", r"T/5 is not a run of project 'churn', branch 'main'"),
+        ("T/3", r"never passed a gate in enforce mode \(its verdict: dry-run, mode dry-run\)"),
+        (
+            "T/4",
+            r"T/4 has another contract than the champion T/1 \(features added: tenure\): train "
+            "it again with --accept-new-contract",
+        ),
+        ("T/1", "T/1 is already the champion"),
+    ],
+    ids=["another project", "a dry run", "another contract", "the champion"],
+)
+def test_rollback_refuses_what_the_callers_cannot_use(monkeypatch, target, message) -> None:
+    """Another project's run, a dry run, a run of another contract (a run from another
+    config) and the champion itself are refused saying why; nothing is promoted."""
+    promoted = _rollback_world(monkeypatch)
+    with pytest.raises(RegistryError, match=message):
+        registry.rollback(target, "churn", "main")
+    assert promoted == []
+
+
+def test_rollback_to_a_passed_run_of_the_same_contract(monkeypatch) -> None:
+    promoted = _rollback_world(monkeypatch)
+    assert registry.rollback("T/2", "churn", "main") == "T/1"
+    assert promoted == [("T/2", "churn", "main", "rollback", "T/1", None)]
