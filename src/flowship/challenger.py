@@ -2,9 +2,8 @@
 
 - shadow: the champion answers every request; the challenger scores the same rows off the
   response path, on a thread of its own with a bounded queue and a time budget (after each
-  batch it pauses, so it takes at most `time_share` of the worker's time): when it falls
-  behind, rows are dropped and counted, never queued without bound, and no answer waits for it
-  (nor, under full load, for more than that share of the CPU).
+  batch it rests, so it takes at most `time_share` of the worker's time): when it falls
+  behind, rows are dropped and counted, never queued without bound, and no answer waits for it.
 - ab: a stable share of rows is answered by the challenger (`assigned_to_challenger`: a hash
   of the row's key column value, or of the request id); the champion still scores every row
   on the response path (the log keeps its predictions for the monitor), and the challenger
