@@ -139,3 +139,56 @@ def test_score_card_shows_counts_distribution_and_refusals() -> None:
     assert chart.render()["spec"]["encoding"]["x"]["title"] == "probability of the positive class"
     assert "row 3: age: 'old' is not a number" in text
     assert summary.lines()[1] == "4.0 s, 250 rows/s"
+
+
+def test_a_regression_card_says_why_and_shows_predicted_vs_actual() -> None:
+    """For a regression run the card names the task and why it was chosen, the rows left out
+    for an unusable target, the mean baseline, and ends with predicted-vs-actual (with the
+    ideal line) and the residuals (actual − predicted) of every holdout row."""
+    from flowship.config import load_settings
+    from flowship.sample_data import generate_delivery
+    from tests.helpers import small_config
+    from tests.unit.conftest import prepare
+
+    config = small_config(
+        data={
+            "source": "sample:delivery?rows=300&seed=3",
+            "target": "delivery_minutes",
+            "id_column": "order_id",
+        },
+        training={
+            "metric": "rmse",
+            "candidates": [{"name": "ridge", "estimator": "ridge", "params": {"alpha": [1.0]}}],
+        },
+        gate={"min_metrics": {"r2": 0.1}},
+    )
+    delivery = prepare(generate_delivery(300, seed=3), load_settings(config))
+    target = delivery.schema.target
+    predictions = delivery.holdout[[target]].assign(prediction=delivery.holdout[target] + 2.0)
+    results = SimpleNamespace(
+        best_candidate="ridge[alpha=1.0]",
+        settings=delivery.settings,
+        leaderboard=pd.DataFrame(
+            {"rank": [1], "candidate": ["ridge[alpha=1.0]"], "val_rmse": [2.0]}
+        ),
+        metrics={"rmse": 2.0, "mae": 2.0},
+        baseline_metrics={"rmse": 9.0, "mae": 7.0},
+        importances=_importances(delivery.schema.features),
+        schema=delivery.schema,
+        data_fingerprint="f" * 16,
+        lineage={"git_sha": "abc", "git_dirty": False, "config_hash": "c"},
+        holdout_predictions=predictions,
+        dropped_rows=3,
+    )
+    components = training_card(results, rows=(len(delivery.train), len(delivery.holdout)))
+    title = components[0].render()["source"]
+    assert f"task `regression` ({delivery.schema.task_reason})" in title
+    assert "auto" in delivery.schema.task_reason
+    assert "3 rows without a usable target" in title
+    assert components[2].render()["columns"] == ["metric", "model", "mean baseline"]
+    heading, scatter, histogram = components[-3:]
+    assert "Predicted vs actual" in heading.render()["source"]
+    points = scatter.render()["spec"]["layer"][0]["data"]["values"]
+    assert len(points) == len(delivery.holdout)
+    assert [p["residual"] for p in points] == pytest.approx([-2.0] * len(points))
+    assert histogram.render()["spec"]["encoding"]["x"]["field"] == "residual"
