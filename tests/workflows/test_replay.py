@@ -61,8 +61,21 @@ def test_every_workflow_target_is_replayed_or_excused() -> None:
     assert workflow_targets() == set(ORDER) | set(NEEDS_OUTSIDE)
 
 
-def test_replay_workflow_steps(tmp_path: Path) -> None:
-    """train.yml's and monitor.yml's local steps succeed in order, as CI would run them."""
+# Each task's project as the workflows would run it: its config file, a small table, one
+# cheap candidate and a floor it must pass, so the promoted-only steps run too.
+HGB = {"name": "hgb", "estimator": "hist_gradient_boosting", "params": {"max_iter": [50]}}
+RIDGE = {"name": "ridge", "estimator": "ridge", "params": {"alpha": [1.0]}}
+PROJECTS = {
+    "binary": ("project.toml", "churn", HGB, {"roc_auc": 0.7}),
+    "regression": ("delivery.toml", "delivery", RIDGE, {"r2": 0.3}),
+}
+
+
+@pytest.mark.parametrize("task", sorted(PROJECTS))
+def test_replay_workflow_steps(tmp_path: Path, task: str) -> None:
+    """train.yml's and monitor.yml's local steps succeed in order, as CI would run them, for a
+    classification and a regression project."""
+    config_file, table, candidate, floor = PROJECTS[task]
     work = tmp_path / "repo"
     files = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard"],
@@ -76,16 +89,14 @@ def test_replay_workflow_steps(tmp_path: Path) -> None:
             (work / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, work / name)
     (work / ".venv").symlink_to(REPO / ".venv")
-    config = (REPO / "config" / "project.toml").read_text()
+    config = (REPO / "config" / config_file).read_text()
     import tomllib
 
     small = tomllib.loads(config)
-    small["data"]["source"] = "sample:churn?rows=4000&seed=7"
-    small["training"]["candidates"] = [
-        {"name": "hgb", "estimator": "hist_gradient_boosting", "params": {"max_iter": [50]}}
-    ]
-    small["gate"]["min_metrics"] = {"roc_auc": 0.7}  # a small model that must pass, so the
-    (work / "ci.toml").write_text(tomli_w.dumps(small))  # promoted-only steps run too
+    small["data"]["source"] = f"sample:{table}?rows=4000&seed=7"
+    small["training"]["candidates"] = [candidate]
+    small["gate"]["min_metrics"] = floor
+    (work / "ci.toml").write_text(tomli_w.dumps(small))
     env = {
         **os.environ,
         "USERNAME": "github-actions",
