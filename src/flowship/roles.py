@@ -107,6 +107,8 @@ def find_leaks(
     from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
     y = frame[target]
+    # no more folds than the rarest class has rows (scikit-learn warns otherwise)
+    folds = int(min(3, max(2, y.value_counts().min()))) if classifies else 3
     out = []
     for decision in decisions:
         if decision.role not in ("numeric", "categorical"):
@@ -125,7 +127,7 @@ def find_leaks(
         model = make_pipeline(encode, tree) if encode is not None else tree
         scoring = "accuracy" if classifies else "r2"
         try:
-            score = float(np.mean(cross_val_score(model, column, y, cv=3, scoring=scoring)))
+            score = float(np.mean(cross_val_score(model, column, y, cv=folds, scoring=scoring)))
         except ValueError:
             out.append(decision)
             continue
