@@ -103,6 +103,7 @@ class MonitorFlow(FlowSpec):
             ref.metric,
             SCORE,
         )
+        self.metrics = [ref.metric, *ref.schema.kind.metrics]  # the dashboard's, in order
         self.live, self.live_html = compare_window(
             self.window.frame, ref.schema, ref.metric, self.settings.gate, self.champion
         ) or (None, "")
@@ -126,7 +127,9 @@ class MonitorFlow(FlowSpec):
         from flowship.monitoring import retrain_event_payload
         from flowship.quality.workspace import save_to_workspace
 
-        save_to_workspace(self.settings.monitor.workspace, current.project_name, self.reports)
+        save_to_workspace(
+            self.settings.monitor.workspace, current.project_name, self.reports, self.metrics
+        )
         payload = retrain_event_payload(self.verdict, f"{current.flow_name}/{current.run_id}")
         if payload:  # deployed on Argo: starts TrainFlow (@trigger); a no-op in local runs
             ArgoEvent(name=self.settings.scale.retrain_event).safe_publish(payload=payload)

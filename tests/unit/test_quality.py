@@ -605,3 +605,28 @@ def test_render_reports_embeds_escaped_html(clean_report: QualityReport) -> None
     srcdocs = re.findall(r'srcdoc="([^"]*)"', text)
     assert [html.unescape(s) for s in srcdocs] == [made_up.html, clean_report.html]
     assert render_reports([]) == ""
+
+
+@pytest.mark.parametrize(
+    ("metrics", "shown"),
+    [
+        (["rmse", "rmse", "mae", "r2", "mape"], ["RMSE", "MAE", "R2Score"]),
+        (["roc_auc", "accuracy", "f1", "log_loss"], ["RocAuc", "Accuracy", "F1Score"]),
+    ],
+    ids=["regression", "binary"],
+)
+def test_the_dashboard_charts_the_tasks_own_metrics(
+    tmp_path, metrics: list[str], shown: list[str]
+) -> None:
+    """The workspace project's model-quality panel charts the monitored metric first and two
+    more of the task's (a regression project's panel was empty: it charted roc_auc)."""
+    from evidently.ui.workspace import Workspace
+
+    from flowship.quality.workspace import save_to_workspace
+    from flowship.tasks import METRICS
+
+    project = save_to_workspace(str(tmp_path), "p", [], metrics)
+    panels = Workspace(str(tmp_path)).get_project(project).dashboard.model().panels
+    quality = next(p for p in panels if p.title.startswith("Model quality"))
+    assert [v.metric.rsplit(":", 1)[-1] for v in quality.values] == shown
+    assert shown == [METRICS[m].evidently for m in dict.fromkeys(metrics)][:3]

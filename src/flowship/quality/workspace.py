@@ -10,15 +10,19 @@ from flowship.checks import QualityReport
 from flowship.tasks import METRICS
 
 
-def save_to_workspace(path: str, project: str, reports: Sequence[QualityReport]) -> str:
-    """Add each report's snapshot to an Evidently workspace project (created with dashboard
-    panels for drift share, missing shares and model quality the first time)."""
+def save_to_workspace(
+    path: str, project: str, reports: Sequence[QualityReport], metrics: Sequence[str]
+) -> str:
+    """Add each report's snapshot to an Evidently workspace project (created the first time
+    with two dashboard panels: the share of drifted columns, and model quality on labelled
+    rows as the first three of `metrics`, the monitored metric first)."""
     from evidently.core.report import Snapshot
     from evidently.ui.workspace import Workspace
 
     workspace = Workspace(path) if Path(path).is_dir() else Workspace.create(path)
     found = list(workspace.search_project(project))
-    target = found[0] if found else _create_monitoring_project(workspace, project)
+    panel = list(dict.fromkeys(metrics))[:3]
+    target = found[0] if found else _create_monitoring_project(workspace, project, panel)
     for report in reports:
         if not report.snapshot:
             continue
@@ -26,10 +30,7 @@ def save_to_workspace(path: str, project: str, reports: Sequence[QualityReport])
     return str(target.id)
 
 
-_QUALITY_PANEL = ("roc_auc", "accuracy", "f1")
-
-
-def _create_monitoring_project(workspace: Any, name: str) -> Any:
+def _create_monitoring_project(workspace: Any, name: str, metrics: Sequence[str]) -> Any:
     from evidently.sdk.models import PanelMetric
     from evidently.sdk.panels import line_plot_panel
 
@@ -53,7 +54,7 @@ def _create_monitoring_project(workspace: Any, name: str) -> Any:
         line_plot_panel(
             title="Model quality on labelled production rows",
             size="half",
-            values=[PanelMetric(legend=m, metric=METRICS[m].evidently) for m in _QUALITY_PANEL],
+            values=[PanelMetric(legend=m, metric=METRICS[m].evidently) for m in metrics],
         ),
         tab="Monitoring",
     )
