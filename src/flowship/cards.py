@@ -61,7 +61,12 @@ def importance_chart(importances: pd.DataFrame, metric: str) -> VegaChart:
     return VegaChart(spec)
 
 
-def residual_charts(predictions: pd.DataFrame, target: str, max_points: int = 2000) -> list[Any]:
+RESIDUAL_POINTS = 2000  # rows drawn on the regression card's charts (a seeded sample past it)
+
+
+def residual_charts(
+    predictions: pd.DataFrame, target: str, max_points: int = RESIDUAL_POINTS
+) -> list[Any]:
     """Predicted against actual values (with the ideal line) and the residuals' histogram,
     on at most `max_points` holdout rows."""
     rows = predictions[[target, "prediction"]].astype(float)
@@ -208,8 +213,14 @@ def training_card(results: TrainingResults, rows: tuple[int, int]) -> list[Any]:
     if latency is not None:
         parts.append(Markdown(f"## Predict latency\n{latency.describe()}."))
     if not task.classifies:
-        parts.append(Markdown("## Predicted vs actual, and residuals, on the holdout"))
-        parts += residual_charts(results.holdout_predictions, schema.target)
+        n = len(results.holdout_predictions)
+        shown = (
+            f"a sample of {RESIDUAL_POINTS:,} of the {n:,} holdout rows"
+            if n > RESIDUAL_POINTS
+            else "the holdout"
+        )
+        parts.append(Markdown(f"## Predicted vs actual, and residuals, on {shown}"))
+        parts += residual_charts(results.holdout_predictions, schema.target, RESIDUAL_POINTS)
     return parts
 
 

@@ -127,7 +127,7 @@ CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec(
         CHAMPION_OWN_HOLDOUT,
         "champion",
-        "{metric} vs champion on its own holdout",
+        "{metric} vs champion on the champion's own holdout",
         True,
         "in a retraining with feedback: the challenger's metric on the champion's original "
         "holdout (rows no feedback label can poison), within max_regression",
@@ -135,7 +135,7 @@ CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec(
         LATENCY_ROW,
         "latency",
-        "predict latency, 1 row",
+        "predict p99 ms, 1 row",
         False,
         "p99 of in-process single-row predictions (the service's path, one thread) <= [gate] "
         "max_latency_ms; blocks only with [gate] latency_blocks = true",
@@ -143,7 +143,7 @@ CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec(
         LATENCY_BATCH,
         "latency",
-        "predict latency, 100 rows",
+        "predict p99 ms, 100 rows",
         False,
         "p99 of in-process 100-row predictions <= [gate] max_batch_latency_ms; blocks only with "
         "[gate] latency_blocks = true",

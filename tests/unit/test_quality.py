@@ -564,7 +564,7 @@ def test_release_checks_guard_a_feedback_retrain_on_the_champion_holdout(
     (guard,) = there.checks
     assert (guard.id, guard.name) == (
         CHAMPION_OWN_HOLDOUT,
-        "roc_auc vs champion on its own holdout",
+        "roc_auc vs champion on the champion's own holdout",
     )
     own = churn.holdout[schema.target]
     features = churn.holdout[schema.features]
