@@ -135,7 +135,7 @@ CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec(
         LATENCY_ROW,
         "latency",
-        "predict p99 ms, 1 row",
+        "predict latency p99 ms, 1 row",
         False,
         "p99 of in-process single-row predictions (the service's path, one thread) <= [gate] "
         "max_latency_ms; blocks only with [gate] latency_blocks = true",
@@ -143,7 +143,7 @@ CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec(
         LATENCY_BATCH,
         "latency",
-        "predict p99 ms, 100 rows",
+        "predict latency p99 ms, 100 rows",
         False,
         "p99 of in-process 100-row predictions <= [gate] max_batch_latency_ms; blocks only with "
         "[gate] latency_blocks = true",
