@@ -641,7 +641,7 @@ def _container(engine: Engine, image: str, name: str, options: Sequence[str]) ->
     try:
         engine.run("run", "-d", "--name", name, *options, image)
         yield name
-    except BaseException:
+    except BaseException:  # on purpose: Ctrl-C or a failed check alike shows why, then re-raises
         logs = engine.run("logs", name, check=False)
         print(f"--- {engine.name} logs {name} (last 40 lines)", file=sys.stderr)
         print("\n".join((logs.stdout + logs.stderr).splitlines()[-40:]), file=sys.stderr)
